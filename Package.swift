@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "mirror-agent",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "mirror-agent", targets: ["NodeAgent"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+    ],
+    targets: [
+        // C libraries come from the system (Debian's -dev packages), never vendored.
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // Errors and warnings that carry a file:line:column, shared by every module.
+        .target(name: "Diagnostics"),
+        // YAML over libyaml, every node marked with where it came from.
+        .target(name: "MarkedYAML", dependencies: ["CYAML", "Diagnostics"]),
+        // The normalized model, every input dialect, merge rules, validation, agent settings.
+        .target(name: "DesiredState", dependencies: ["MarkedYAML", "Diagnostics"]),
+        // Renderers (pure), the one atomic writer, ownership manifest.
+        .target(name: "RuntimeWriters", dependencies: ["DesiredState", "Diagnostics"]),
+        // Mirror health probes.
+        .target(name: "HealthProbe", dependencies: ["DesiredState"]),
+        // The thin command-line and daemon layer.
+        .executableTarget(
+            name: "NodeAgent",
+            dependencies: [
+                "DesiredState", "RuntimeWriters", "HealthProbe", "Diagnostics", "CSystemd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "MarkedYAMLTests", dependencies: ["MarkedYAML"]),
+        .testTarget(
+            name: "DesiredStateTests",
+            dependencies: ["DesiredState"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "RuntimeWritersTests",
+            dependencies: ["RuntimeWriters", "DesiredState", .product(name: "TOMLKit", package: "TOMLKit")],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(name: "HealthProbeTests", dependencies: ["HealthProbe", "DesiredState"]),
+    ]
+)

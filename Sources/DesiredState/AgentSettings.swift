@@ -1,0 +1,148 @@
+import Diagnostics
+import MarkedYAML
+
+/// The agent's own settings, from `/etc/mirror-agent/agent.yaml` (optional; every key has a
+/// default, documented in the README and in the shipped file). Unknown keys are errors, as in
+/// desired state.
+public struct AgentSettings: Sendable, Equatable {
+    public enum Runtime: String, Sendable, Hashable, CaseIterable, Codable {
+        case containerd, crio
+    }
+
+    public enum RuntimeSelection: Sendable, Equatable {
+        /// Detect the runtimes from their configuration under the root.
+        case auto
+        case explicit([Runtime])
+    }
+
+    public struct Containerd: Sendable, Equatable {
+        /// containerd's main configuration file.
+        public var configFile = "/etc/containerd/config.toml"
+        /// Where hosts.toml directories go; nil means containerd's own `config_path`, or
+        /// `/etc/containerd/certs.d` when it has none.
+        public var hostsDir: String?
+    }
+
+    public struct CRIO: Sendable, Equatable {
+        /// The main containers-registries.conf, read to report what the drop-in replaces.
+        public var registriesConf = "/etc/containers/registries.conf"
+        /// The drop-in the agent owns. Drop-ins are read in lexical order and a later table for
+        /// the same prefix replaces an earlier one whole, so the name must sort last.
+        public var dropIn = "/etc/containers/registries.conf.d/99-mirror-agent.conf"
+    }
+
+    public var runtimes: RuntimeSelection = .auto
+    /// `host[:port]` mirrors reached over plain HTTP when written without a scheme (the OpenShift
+    /// dialects have no scheme), as in docker's daemon.json.
+    public var insecureRegistries: [String] = []
+    /// Take over a hosts.toml the agent did not write (keeping the original as a backup).
+    public var adopt = false
+    public var containerd = Containerd()
+    public var crio = CRIO()
+    /// Where the agent keeps its ownership manifest and backups.
+    public var stateDir = "/var/lib/mirror-agent"
+
+    public init() {}
+
+    public static let path = "/etc/mirror-agent/agent.yaml"
+    static let topKeys = ["runtimes", "insecureRegistries", "adopt", "containerd", "crio", "stateDir"]
+
+    /// Reads the settings file under `root`; a missing file means every default.
+    public static func load(root: HostRoot) -> (AgentSettings, DiagnosticList) {
+        let file = root.path(path)
+        switch FileSystem.read(file, limit: YAMLLimits.standard.maxBytes, trustCheck: true) {
+        case .failure(.missing):
+            return (AgentSettings(), DiagnosticList())
+        case .failure(let error):
+            return (AgentSettings(), DiagnosticList([.error(DesiredStateLoader.describe(error), at: .file(file))]))
+        case .success(let bytes):
+            return parse(bytes, file: file)
+        }
+    }
+
+    public static func parse(_ bytes: [UInt8], file: String) -> (AgentSettings, DiagnosticList) {
+        var settings = AgentSettings()
+        var diagnostics = DiagnosticList()
+        do {
+            let documents = try YAMLParser.parse(bytes, mapping: LocationMapping(file: file))
+            let roots = documents.compactMap(\.root).filter { !$0.isNull }
+            guard let root = roots.first else { return (settings, diagnostics) }
+            if roots.count > 1 {
+                diagnostics.error("agent.yaml must hold one document", at: roots[1].location)
+            }
+            let f = try FieldReader(root, "agent.yaml")
+            f.reportUnknown(topKeys, into: &diagnostics)
+            if let node = f.value("runtimes") {
+                if case .scalar = node.content {
+                    let text = try node.string("runtimes")
+                    guard text == "auto" else {
+                        throw Diagnostic.error("runtimes must be \"auto\" or a list of containerd, crio; found \"\(text)\"", at: node.location)
+                    }
+                } else {
+                    var list: [Runtime] = []
+                    for item in try node.list("runtimes") {
+                        let name = try item.string("each runtime")
+                        guard let runtime = Runtime(rawValue: name) else {
+                            var message = "unknown runtime \"\(name)\" (known: containerd, crio)"
+                            if let s = closestMatch(to: name, in: Runtime.allCases.map(\.rawValue)) { message = "unknown runtime \"\(name)\"; did you mean \"\(s)\"?" }
+                            throw Diagnostic.error(message, at: item.location)
+                        }
+                        if !list.contains(runtime) { list.append(runtime) }
+                    }
+                    settings.runtimes = .explicit(list)
+                }
+            }
+            for item in try f.value("insecureRegistries")?.list("insecureRegistries") ?? [] {
+                settings.insecureRegistries.append(try References.host(try item.string("each insecure registry"), "insecure registry", at: item.location))
+            }
+            settings.adopt = try f.bool("adopt") ?? false
+            if let node = f.value("containerd") {
+                let c = try FieldReader(node, "containerd")
+                c.reportUnknown(["configFile", "hostsDir"], into: &diagnostics)
+                if let v = try absolutePath(c, "configFile") { settings.containerd.configFile = v }
+                settings.containerd.hostsDir = try absolutePath(c, "hostsDir")
+            }
+            if let node = f.value("crio") {
+                let c = try FieldReader(node, "crio")
+                c.reportUnknown(["registriesConf", "dropIn"], into: &diagnostics)
+                if let v = try absolutePath(c, "registriesConf") { settings.crio.registriesConf = v }
+                if let v = try absolutePath(c, "dropIn") {
+                    guard v.hasSuffix(".conf") else {
+                        throw Diagnostic.error("crio.dropIn must end in \".conf\": containers/image reads no other drop-ins", at: c.value("dropIn")!.location)
+                    }
+                    settings.crio.dropIn = v
+                }
+            }
+            if let v = try absolutePath(f, "stateDir") { settings.stateDir = v }
+        } catch {
+            diagnostics.append(error)
+        }
+        return (settings, diagnostics)
+    }
+
+    static func absolutePath(_ f: FieldReader, _ key: String) throws(Diagnostic) -> String? {
+        guard let node = f.value(key) else { return nil }
+        let text = try node.string("\(f.what).\(key)")
+        guard text.hasPrefix("/"), !text.split(separator: "/").contains(".."), !text.contains("\0") else {
+            throw .error("\(f.what).\(key) must be an absolute path without \"..\"", at: node.location)
+        }
+        return text
+    }
+
+    /// The runtimes to act on: the configured list, or those whose configuration exists under
+    /// the root.
+    public func selectedRuntimes(root: HostRoot) -> [Runtime] {
+        switch runtimes {
+        case .explicit(let list): return list
+        case .auto:
+            var found: [Runtime] = []
+            if FileSystem.exists(root.path(containerd.configFile)) || FileSystem.isDirectory(root.path("/etc/containerd")) {
+                found.append(.containerd)
+            }
+            if FileSystem.exists(root.path("/etc/crio/crio.conf")) || FileSystem.isDirectory(root.path("/etc/crio")) {
+                found.append(.crio)
+            }
+            return found
+        }
+    }
+}

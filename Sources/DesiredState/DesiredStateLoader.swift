@@ -1,0 +1,118 @@
+import Diagnostics
+import MarkedYAML
+
+/// Finds, reads, decodes and merges desired-state files into one ``MirrorModel``.
+public enum DesiredStateLoader {
+    public static let mainFile = "/etc/mirror-agent/mirrors.yaml"
+    public static let dropInDirectory = "/etc/mirror-agent/mirrors.d"
+
+    /// What loading produced: the model (empty when there are errors), every problem, and the
+    /// files read.
+    public struct Result: Sendable {
+        public var model: MirrorModel
+        public var diagnostics: DiagnosticList
+        public var files: [String]
+        public var isValid: Bool { !diagnostics.hasErrors }
+    }
+
+    /// The configured desired-state files as host paths: `mirrors.yaml`, then `mirrors.d/*.yaml`
+    /// (and `.yml`) in byte order. Hidden files (which also skips a ConfigMap mount's `..data`),
+    /// editor backups (`~`) and dpkg leftovers (`.dpkg-old`, `.dpkg-dist`, ...) are ignored.
+    public static func configuredFiles(root: HostRoot) -> [String] {
+        var files: [String] = []
+        if FileSystem.exists(root.path(mainFile)) { files.append(mainFile) }
+        let names = FileSystem.list(root.path(dropInDirectory)) ?? []
+        for name in names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) where isDesiredStateName(name) {
+            files.append(dropInDirectory + "/" + name)
+        }
+        return files
+    }
+
+    public static func isDesiredStateName(_ name: String) -> Bool {
+        if name.hasPrefix(".") || name.hasSuffix("~") { return false }
+        if name.contains(".dpkg-") || name.contains(".ucf-") { return false }
+        return name.hasSuffix(".yaml") || name.hasSuffix(".yml")
+    }
+
+    /// Loads the configured files under `root`.
+    public static func load(root: HostRoot, settings: AgentSettings, limits: YAMLLimits = .standard) -> Result {
+        load(paths: configuredFiles(root: root).map(root.path), root: root, settings: settings, limits: limits)
+    }
+
+    /// Loads the given files (paths on this machine). TLS files are looked up under `root`.
+    public static func load(paths: [String], root: HostRoot, settings: AgentSettings, limits: YAMLLimits = .standard) -> Result {
+        var decoded = DecodedDocuments()
+        for path in paths {
+            switch FileSystem.read(path, limit: limits.maxBytes, trustCheck: true) {
+            case .failure(let error):
+                decoded.diagnostics.error(describe(error), at: .file(path))
+            case .success(let bytes):
+                decode(bytes, file: path, settings: settings, limits: limits, into: &decoded)
+            }
+        }
+        return finish(decoded, files: paths, root: root)
+    }
+
+    /// Decodes text that did not come from a file on disk (tests, fuzzing).
+    public static func load(text: String, file: String, root: HostRoot = .system, settings: AgentSettings = AgentSettings(), limits: YAMLLimits = .standard) -> Result {
+        var decoded = DecodedDocuments()
+        decode(Array(text.utf8), file: file, settings: settings, limits: limits, into: &decoded)
+        return finish(decoded, files: [file], root: root)
+    }
+
+    static func decode(_ bytes: [UInt8], file: String, settings: AgentSettings, limits: YAMLLimits, into decoded: inout DecodedDocuments) {
+        do {
+            let documents = try YAMLParser.parse(bytes, mapping: LocationMapping(file: file), limits: limits)
+            let text = String(decoding: bytes, as: UTF8.self)
+            let context = DecodingContext(
+                insecureRegistries: Set(settings.insecureRegistries),
+                lines: text.split(separator: "\n", omittingEmptySubsequences: false), limits: limits)
+            for document in documents {
+                Dialect.decode(document, context: context, into: &decoded)
+            }
+        } catch {
+            decoded.diagnostics.append(error)
+        }
+    }
+
+    static func finish(_ decoded: DecodedDocuments, files: [String], root: HostRoot) -> Result {
+        var diagnostics = decoded.diagnostics
+        let registries = Merger.merge(decoded.declarations, into: &diagnostics)
+        // A missing TLS file is a warning (it may be provisioned later), once per file.
+        var users: [String: (location: SourceLocation?, names: [String])] = [:]
+        var order: [String] = []
+        func note(_ tls: TLSSettings, _ name: String, _ location: SourceLocation?) {
+            for path in tls.caFiles + [tls.clientCertificate, tls.clientKey].compactMap({ $0 }) where !FileSystem.exists(root.path(path)) {
+                if users[path] == nil { order.append(path) }
+                users[path, default: (location, [])].names.append(name)
+            }
+        }
+        for registry in registries {
+            for mirror in registry.mirrors { note(mirror.tls, mirror.displayURL, mirror.origins.first) }
+            note(registry.sourceTLS, registry.source.description, registry.origins.first)
+        }
+        for path in order {
+            let (location, names) = users[path]!
+            var unique: [String] = []
+            for name in names where !unique.contains(name) { unique.append(name) }
+            diagnostics.warning("TLS file \(path) does not exist (used by \(unique.joined(separator: ", ")))", at: location)
+        }
+        for credential in decoded.credentials {
+            diagnostics.warning(
+                "credentials for \(credential.host) are kept but not written: neither hosts.toml nor registries.conf has a place for them (use the kubelet's credential provider or the runtime's auth file)",
+                at: credential.location)
+        }
+        let model = diagnostics.hasErrors ? MirrorModel() : MirrorModel(registries: registries, credentials: decoded.credentials)
+        return Result(model: model, diagnostics: diagnostics, files: files)
+    }
+
+    static func describe(_ error: FileSystem.ReadError) -> String {
+        switch error {
+        case .missing: return "file does not exist"
+        case .notRegularFile: return "not a regular file"
+        case .tooLarge(let size): return "file is \(size) bytes, larger than the \(YAMLLimits.standard.maxBytes)-byte limit; refusing to read it"
+        case .unsafe(let why): return "refusing to trust this file: \(why)"
+        case .system(let message): return "cannot read: \(message)"
+        }
+    }
+}

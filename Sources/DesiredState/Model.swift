@@ -185,6 +185,12 @@ public struct RewriteRule: Sendable, Equatable {
     public var pattern: String
     public var replacement: String
     public var location: SourceLocation
+
+    public init(pattern: String, replacement: String, location: SourceLocation) {
+        self.pattern = pattern
+        self.replacement = replacement
+        self.location = location
+    }
 }
 
 /// A value that must never be printed, logged or rendered.

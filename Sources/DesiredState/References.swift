@@ -9,9 +9,9 @@ import Diagnostics
 /// directory name (no `/`, `..`, NUL or white space can get through).
 enum References {
     /// Checks `host[:port]` and returns it lowercased.
-    static func host(_ text: String, _ what: String, at location: SourceLocation) throws(Diagnostic) -> String {
+    static func host(_ text: String, _ what: String, in whole: String? = nil, at location: SourceLocation) throws(Diagnostic) -> String {
         if let problem = hostProblem(text) {
-            throw .error("\(what) \(quoted(text)) is not a valid registry host[:port]: \(problem)", at: location)
+            throw .error("\(what) \(quoted(whole ?? text)) is not a valid registry host[:port]: \(problem)", at: location)
         }
         return text.lowercased()
     }
@@ -129,7 +129,7 @@ enum References {
             if domain.contains("/") || domain.contains(":") {
                 throw .error("source \(quoted(text)): a \"*.\" wildcard takes a bare domain, with no port or path", at: location)
             }
-            return .wildcardDomain(try host(domain, what, at: location))
+            return .wildcardDomain(try host(domain, what, in: text, at: location))
         }
         if text.contains("*") {
             throw .error("source \(quoted(text)): \"*\" is only accepted alone or as a leading \"*.\"", at: location)
@@ -139,7 +139,7 @@ enum References {
         }
         let hostPart = String(text[..<slash])
         let path = text[text.index(after: slash)...]
-        let checkedHost = try host(hostPart, what, at: location)
+        let checkedHost = try host(hostPart, what, in: text, at: location)
         guard forms.contains(.repository) else {
             throw .error("source \(quoted(text)) must be a registry host[:port] without a repository path in this dialect", at: location)
         }
@@ -208,7 +208,7 @@ enum References {
         if authority.contains("@") {
             throw .error("mirror \(quoted(text)) must not carry credentials (user@host); use the runtime's credential configuration", at: location)
         }
-        let host = try host(authority, what, at: location)
+        let host = try host(authority, what, in: text, at: location)
         let effectiveScheme: URLScheme
         switch defaultScheme {
         case .httpsUnlessInsecure(let insecure):

@@ -31,7 +31,10 @@ let package = Package(
         // The normalized model, every input dialect, merge rules, validation, agent settings.
         .target(name: "DesiredState", dependencies: ["MarkedYAML", "Diagnostics"]),
         // Renderers (pure), the one atomic writer, ownership manifest.
-        .target(name: "RuntimeWriters", dependencies: ["DesiredState", "Diagnostics"]),
+        .target(
+            name: "RuntimeWriters",
+            dependencies: ["DesiredState", "Diagnostics", .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
         // Mirror health probes.
         .target(name: "HealthProbe", dependencies: ["DesiredState"]),
         // The thin command-line and daemon layer.

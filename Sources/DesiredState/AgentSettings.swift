@@ -21,6 +21,9 @@ public struct AgentSettings: Sendable, Equatable {
         /// Where hosts.toml directories go; nil means containerd's own `config_path`, or
         /// `/etc/containerd/certs.d` when it has none.
         public var hostsDir: String?
+        /// `dial_timeout` for every mirror (e.g. "200ms"), so containerd falls back fast from a
+        /// mirror that is down; written only where containerd supports it (2.0.7+, 2.1+).
+        public var dialTimeout: String?
     }
 
     public struct CRIO: Sendable, Equatable {
@@ -98,9 +101,16 @@ public struct AgentSettings: Sendable, Equatable {
             settings.adopt = try f.bool("adopt") ?? false
             if let node = f.value("containerd") {
                 let c = try FieldReader(node, "containerd")
-                c.reportUnknown(["configFile", "hostsDir"], into: &diagnostics)
+                c.reportUnknown(["configFile", "hostsDir", "dialTimeout"], into: &diagnostics)
                 if let v = try absolutePath(c, "configFile") { settings.containerd.configFile = v }
                 settings.containerd.hostsDir = try absolutePath(c, "hostsDir")
+                if let node = c.value("dialTimeout") {
+                    let text = try node.string("containerd.dialTimeout")
+                    guard Duration.parse(text) != nil else {
+                        throw Diagnostic.error("containerd.dialTimeout \"\(text)\" is not a duration such as 200ms, 2s or 1m30s", at: node.location)
+                    }
+                    settings.containerd.dialTimeout = text
+                }
             }
             if let node = f.value("crio") {
                 let c = try FieldReader(node, "crio")

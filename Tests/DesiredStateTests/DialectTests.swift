@@ -146,7 +146,7 @@ final class DialectTests: XCTestCase {
         let file = example("mirrorset.yaml")
         let result = load([file])
         XCTAssertTrue(result.isValid, "\(result.errorTexts)")
-        XCTAssertEqual(result.model.registries.map(\.source.description), ["*", "docker.io", "ghcr.io", "quay.io/openshift-release-dev"])
+        XCTAssertEqual(result.model.registries.map(\.source.description), ["*", "docker.io", "gcr.io", "quay.io/openshift-release-dev"])
 
         let docker = try result.registry("docker.io")
         XCTAssertEqual(
@@ -160,9 +160,9 @@ final class DialectTests: XCTestCase {
                     headers: [HTTPHeader(name: "X-Mirror-Client", values: ["node-agent"])], origins: [loc(file, 12, 11)]),
                 MirrorEndpoint(scheme: .https, host: "mirror-b.corp.example", path: "/dockerhub", origins: [loc(file, 21, 11)]),
             ])
-        let ghcr = try result.registry("ghcr.io")
+        let ghcr = try result.registry("gcr.io")
         XCTAssertEqual(ghcr.sourcePolicy, .neverContactSource)
-        XCTAssertEqual(ghcr.mirrors.map(\.displayURL), ["https://mirror-a.corp.example:5000/ghcr"])
+        XCTAssertEqual(ghcr.mirrors.map(\.displayURL), ["https://mirror-a.corp.example:5000/gcr"])
         let quay = try result.registry("quay.io/openshift-release-dev")
         XCTAssertEqual(quay.mirrors.map(\.pullFrom), [.digestOnly])
         XCTAssertEqual(quay.mirrors.map(\.capabilities), [[.pull]])

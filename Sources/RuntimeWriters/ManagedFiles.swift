@@ -1,0 +1,196 @@
+import DesiredState
+import Diagnostics
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The files the agent owns, and how a set of rendered files is put in force.
+///
+/// Ownership is recorded in a manifest under the state directory. A file the agent did not
+/// write is never overwritten unless `adopt` is set (then the original is kept as a backup).
+/// A file whose content is already right is not touched, so applying the same desired state
+/// twice writes nothing.
+public struct ManagedFiles: Sendable {
+    public var root: HostRoot
+    public var stateDirectory: String
+    public var adopt: Bool
+    var writer: AtomicWriter { AtomicWriter(root: root) }
+
+    public init(root: HostRoot, stateDirectory: String, adopt: Bool) {
+        self.root = root
+        self.stateDirectory = stateDirectory
+        self.adopt = adopt
+    }
+
+    /// What the agent owns, as recorded.
+    public struct Manifest: Codable, Equatable, Sendable {
+        public struct Entry: Codable, Equatable, Sendable {
+            public var base: String
+            public var relative: String
+            public var runtime: String
+            /// Directories under `base` the agent created for this file.
+            public var createdDirectories: [String]
+            public var path: String { base + "/" + relative }
+        }
+
+        public var version = 1
+        public var files: [Entry] = []
+    }
+
+    public static let manifestName = "manifest.json"
+
+    /// What applying did (or, for a dry run, would do).
+    public struct Outcome: Sendable, Equatable {
+        public struct Change: Sendable, Equatable {
+            public enum Kind: String, Sendable { case created, updated, adopted, removed }
+            public var path: String
+            public var kind: Kind
+            public var runtime: Runtime
+            public var before: String?
+            public var after: String?
+            public var backup: String?
+        }
+
+        public var changes: [Change] = []
+        public var unchanged: [String] = []
+        public var warnings: [Diagnostic] = []
+        /// Files that could not be written (the rest were).
+        public var failures: [String] = []
+        public var changed: Bool { !changes.isEmpty }
+    }
+
+    public func loadManifest() -> (Manifest, Diagnostic?) {
+        let path = root.path(stateDirectory + "/" + Self.manifestName)
+        switch FileSystem.read(path, limit: 64 << 20) {
+        case .failure(.missing): return (Manifest(), nil)
+        case .failure(let error): return (Manifest(), .warning("cannot read the ownership manifest (\(error)); files marked as managed are still recognized", at: .file(path)))
+        case .success(let bytes):
+            if let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)) { return (manifest, nil) }
+            return (Manifest(), .warning("the ownership manifest is unreadable; files marked as managed are still recognized", at: .file(path)))
+        }
+    }
+
+    /// Puts `files` in force for `runtimes`: writes what differs, removes what the agent owned
+    /// for those runtimes and no longer renders.
+    public func apply(_ files: [RenderedFile], runtimes: Set<Runtime>, dryRun: Bool) -> Outcome {
+        var outcome = Outcome()
+        var (manifest, manifestWarning) = loadManifest()
+        if let manifestWarning { outcome.warnings.append(manifestWarning) }
+        let owned = Dictionary(manifest.files.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+
+        struct Pending { var file: RenderedFile; var change: Outcome.Change }
+        var pending: [Pending] = []
+        var next: [String: Manifest.Entry] = [:]
+        for file in files {
+            let entry = owned[file.path] ?? Manifest.Entry(base: file.baseDirectory, relative: file.relativePath, runtime: file.runtime.rawValue, createdDirectories: [])
+            let existing: AtomicWriter.Existing
+            do {
+                existing = try writer.existing(base: file.baseDirectory, relative: file.relativePath)
+            } catch {
+                outcome.failures.append(error.description)
+                if owned[file.path] != nil { next[file.path] = entry }
+                continue
+            }
+            let wanted = Array(file.contents.utf8)
+            switch existing {
+            case .missing:
+                pending.append(Pending(file: file, change: .init(path: file.path, kind: .created, runtime: file.runtime, after: file.contents)))
+                next[file.path] = entry
+            case .file(let bytes, let mode):
+                if bytes == wanted && mode == file.mode {
+                    outcome.unchanged.append(file.path)
+                    next[file.path] = entry
+                    continue
+                }
+                let before = String(decoding: bytes, as: UTF8.self)
+                let ours = owned[file.path] != nil || before.hasPrefix(ManagedHeader.marker)
+                if ours {
+                    pending.append(Pending(file: file, change: .init(path: file.path, kind: .updated, runtime: file.runtime, before: before, after: file.contents)))
+                    next[file.path] = entry
+                } else if adopt {
+                    pending.append(
+                        Pending(file: file, change: .init(path: file.path, kind: .adopted, runtime: file.runtime, before: before, after: file.contents, backup: backupPath(for: file.path))))
+                    next[file.path] = entry
+                } else {
+                    outcome.warnings.append(
+                        .warning("\(root.path(file.path)) was not written by mirror-agent and is left as it is; set \"adopt: true\" in agent.yaml to take it over (the original is kept as a backup)", at: nil))
+                }
+            case .notAFile(let what):
+                outcome.warnings.append(.warning("\(root.path(file.path)) is \(what); refusing to replace it", at: nil))
+                if owned[file.path] != nil { next[file.path] = entry }
+            }
+        }
+        // Owned files of the runtimes in play that are no longer rendered go away.
+        var removals: [Manifest.Entry] = []
+        for entry in manifest.files where next[entry.path] == nil {
+            guard let runtime = Runtime(rawValue: entry.runtime), runtimes.contains(runtime) else {
+                next[entry.path] = entry
+                continue
+            }
+            guard case .file(let bytes, _)? = try? writer.existing(base: entry.base, relative: entry.relative) else { continue }
+            removals.append(entry)
+            outcome.changes.append(.init(path: entry.path, kind: .removed, runtime: runtime, before: String(decoding: bytes, as: UTF8.self)))
+        }
+        outcome.changes.insert(contentsOf: pending.map(\.change), at: 0)
+        if dryRun { return outcome }
+
+        // Record the intent first: after a crash, every file the agent may have written is in
+        // the manifest, so the next run still knows it as its own.
+        var intent = manifest
+        for (path, entry) in next where owned[path] == nil { intent.files.append(entry) }
+        if intent != manifest { _ = saveManifest(intent, into: &outcome) }
+
+        for item in pending {
+            do {
+                if item.change.kind == .adopted, let backup = item.change.backup, let before = item.change.before {
+                    try writer.write(Array(before.utf8), base: stateDirectory, relative: String(backup.dropFirst(stateDirectory.count + 1)), mode: 0o600)
+                }
+                let created = try writer.write(Array(item.file.contents.utf8), base: item.file.baseDirectory, relative: item.file.relativePath, mode: item.file.mode)
+                if !created.isEmpty { next[item.file.path]?.createdDirectories += created }
+            } catch {
+                outcome.failures.append(error.description)
+                outcome.changes.removeAll { $0.path == item.change.path }
+                if owned[item.file.path] == nil { next[item.file.path] = nil }
+            }
+        }
+        for entry in removals {
+            do {
+                try writer.remove(base: entry.base, relative: entry.relative, directories: entry.createdDirectories)
+            } catch {
+                outcome.failures.append(error.description)
+                outcome.changes.removeAll { $0.path == entry.path && $0.kind == .removed }
+                next[entry.path] = entry
+            }
+        }
+        var final = Manifest()
+        final.files = next.values.sorted { $0.path < $1.path }
+        if final != manifest { _ = saveManifest(final, into: &outcome) }
+        return outcome
+    }
+
+    private func saveManifest(_ manifest: Manifest, into outcome: inout Outcome) -> Bool {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        guard var data = try? encoder.encode(manifest) else { return false }
+        data.append(0x0A)
+        do {
+            try writer.write(Array(data), base: stateDirectory, relative: Self.manifestName, mode: 0o644)
+            return true
+        } catch {
+            outcome.failures.append("ownership manifest: \(error.description)")
+            return false
+        }
+    }
+
+    private func backupPath(for path: String) -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        let stamp = String(
+            format: "%04d%02d%02dT%02d%02d%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
+            Int(parts.tm_min), Int(parts.tm_sec))
+        return stateDirectory + "/backups/" + stamp + path
+    }
+}

@@ -1,0 +1,83 @@
+import DesiredState
+import Diagnostics
+
+/// From the normalized model to files in force: picks the runtimes, renders for each, looks at
+/// what is already on the host, and hands the files to ``ManagedFiles``.
+public struct Reconciler: Sendable {
+    public var root: HostRoot
+    public var settings: AgentSettings
+    public var containerdFeatures: ContainerdFeatures
+
+    public init(root: HostRoot, settings: AgentSettings, containerdFeatures: ContainerdFeatures = ContainerdFeatures()) {
+        self.root = root
+        self.settings = settings
+        self.containerdFeatures = containerdFeatures
+    }
+
+    /// Everything rendered for one desired state, before anything is written.
+    public struct Plan: Sendable, Equatable {
+        public var runtimes: [Runtime] = []
+        public var files: [RenderedFile] = []
+        public var skipped: [SkippedSource] = []
+        public var warnings: [Diagnostic] = []
+        /// containerd's hosts directory, when containerd is in play.
+        public var containerdHostsDirectory: String?
+    }
+
+    public static let defaultHostsDirectory = "/etc/containerd/certs.d"
+
+    /// The hosts directory: the setting, else containerd's own `config_path`, else the default.
+    public func containerdHostsDirectory(warnings: inout [Diagnostic]) -> String {
+        if let configured = settings.containerd.hostsDir { return configured }
+        do {
+            if let config = try ContainerdConfig.read(settings.containerd.configFile, root: root), let directory = config.hostsDirectory {
+                if let list = config.configPath, list.contains(":") {
+                    warnings.append(
+                        .warning(
+                            "containerd's config_path is a list (\(list)); writing to its first entry, \(directory). containerd 2.1+'s transfer service reads the whole string as one directory",
+                            at: .file(root.path(settings.containerd.configFile))))
+                }
+                return directory
+            }
+        } catch {
+            warnings.append(Diagnostic(.warning, at: error.location, error.message + "; using \(Self.defaultHostsDirectory)"))
+        }
+        return Self.defaultHostsDirectory
+    }
+
+    public func plan(_ model: MirrorModel) -> Plan {
+        var plan = Plan()
+        plan.runtimes = settings.selectedRuntimes(root: root)
+        if plan.runtimes.isEmpty {
+            plan.warnings.append(
+                .warning(
+                    "no container runtime found under \(root) (looked for \(settings.containerd.configFile), /etc/containerd and /etc/crio); nothing is written. Set \"runtimes\" in agent.yaml to choose them",
+                    at: nil))
+        }
+        for runtime in plan.runtimes {
+            let result: RenderResult
+            switch runtime {
+            case .containerd:
+                let directory = containerdHostsDirectory(warnings: &plan.warnings)
+                plan.containerdHostsDirectory = directory
+                let renderer = ContainerdHostsRenderer(
+                    hostsDirectory: directory, features: containerdFeatures, dialTimeout: settings.containerd.dialTimeout, root: root)
+                result = renderer.render(model)
+                plan.warnings += ContainerdHostsInspector(root: root, hostsDirectory: directory).inspect(result.files)
+            case .crio:
+                result = CRIORegistriesRenderer(dropInPath: settings.crio.dropIn, root: root).render(model)
+                plan.warnings += CRIORegistriesInspector(root: root, settings: settings.crio).inspect(model: model, rendered: result.files)
+            }
+            plan.files += result.files
+            plan.skipped += result.skipped
+            plan.warnings += result.warnings
+        }
+        return plan
+    }
+
+    /// Writes the plan (or, with `dryRun`, says what it would write).
+    public func apply(_ plan: Plan, dryRun: Bool) -> ManagedFiles.Outcome {
+        ManagedFiles(root: root, stateDirectory: settings.stateDir, adopt: settings.adopt)
+            .apply(plan.files, runtimes: Set(plan.runtimes), dryRun: dryRun)
+    }
+}

@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(
             name: "RuntimeWritersTests",
             dependencies: ["RuntimeWriters", "DesiredState", .product(name: "TOMLKit", package: "TOMLKit")],
-            resources: [.copy("Golden")]
+            exclude: ["Golden"]
         ),
         .testTarget(name: "HealthProbeTests", dependencies: ["HealthProbe", "DesiredState"]),
     ]

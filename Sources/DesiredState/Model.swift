@@ -154,7 +154,7 @@ public struct MirrorEndpoint: Sendable, Equatable {
 }
 
 /// TLS settings for one endpoint. Paths are as the runtime will see them (absolute, on the host).
-public struct TLSSettings: Sendable, Equatable {
+public struct TLSSettings: Sendable, Hashable {
     public var caFiles: [String]
     public var clientCertificate: String?
     public var clientKey: String?

@@ -1,0 +1,107 @@
+import DesiredState
+import Foundation
+import RuntimeWriters
+import XCTest
+
+/// Ownership, adoption, removal and no-ops against a real scratch root.
+final class ManagedFilesTests: XCTestCase {
+    var root: HostRoot!
+    var scratch: String!
+
+    override func setUpWithError() throws {
+        scratch = NSTemporaryDirectory() + "managed-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        root = HostRoot(scratch)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: scratch)
+    }
+
+    func managed(adopt: Bool = false) -> ManagedFiles { ManagedFiles(root: root, stateDirectory: "/var/lib/mirror-agent", adopt: adopt) }
+
+    func file(_ host: String, _ body: String) -> RenderedFile {
+        RenderedFile(baseDirectory: "/etc/containerd/certs.d", relativePath: "\(host)/hosts.toml", contents: "# Managed by mirror-agent.\n" + body, runtime: .containerd)
+    }
+
+    func read(_ hostPath: String) -> String? { try? String(contentsOfFile: root.path(hostPath), encoding: .utf8) }
+
+    func testWritesThenNoOpThenRemovesWhatDisappeared() throws {
+        let a = file("a.example", "server = \"https://a.example\"\n"), b = file("b.example", "server = \"https://b.example\"\n")
+        let first = managed().apply([a, b], runtimes: [.containerd], dryRun: false)
+        XCTAssertEqual(first.changes.map(\.kind), [.created, .created])
+        XCTAssertEqual(read(a.path), a.contents)
+        let mode = try FileManager.default.attributesOfItem(atPath: root.path(a.path))[.posixPermissions] as? Int
+        XCTAssertEqual(mode, 0o644)
+
+        let manifestBefore = try FileManager.default.attributesOfItem(atPath: root.path("/var/lib/mirror-agent/manifest.json"))[.modificationDate] as? Date
+        let again = managed().apply([a, b], runtimes: [.containerd], dryRun: false)
+        XCTAssertFalse(again.changed)
+        XCTAssertEqual(again.unchanged.count, 2)
+        let manifestAfter = try FileManager.default.attributesOfItem(atPath: root.path("/var/lib/mirror-agent/manifest.json"))[.modificationDate] as? Date
+        XCTAssertEqual(manifestBefore, manifestAfter, "a no-op writes nothing, the manifest included")
+
+        let third = managed().apply([a], runtimes: [.containerd], dryRun: false)
+        XCTAssertEqual(third.changes.map(\.kind), [.removed])
+        XCTAssertNil(read(b.path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.path("/etc/containerd/certs.d/b.example")), "the directory the agent created goes too")
+    }
+
+    func testForeignFileIsLeftAloneUnlessAdopted() throws {
+        let target = root.path("/etc/containerd/certs.d/docker.io/hosts.toml")
+        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try "server = \"https://hand-written.example\"\n".write(toFile: target, atomically: true, encoding: .utf8)
+        let ours = file("docker.io", "server = \"https://registry-1.docker.io\"\n")
+
+        let refused = managed().apply([ours], runtimes: [.containerd], dryRun: false)
+        XCTAssertFalse(refused.changed)
+        XCTAssertTrue(refused.warnings[0].message.contains("was not written by mirror-agent"))
+        XCTAssertEqual(read(ours.path), "server = \"https://hand-written.example\"\n")
+
+        let adopted = managed(adopt: true).apply([ours], runtimes: [.containerd], dryRun: false)
+        XCTAssertEqual(adopted.changes.map(\.kind), [.adopted])
+        XCTAssertEqual(read(ours.path), ours.contents)
+        let backup = try XCTUnwrap(adopted.changes[0].backup)
+        XCTAssertEqual(read(backup), "server = \"https://hand-written.example\"\n")
+    }
+
+    func testDryRunWritesNothing() {
+        let outcome = managed().apply([file("a.example", "x = 1\n")], runtimes: [.containerd], dryRun: true)
+        XCTAssertEqual(outcome.changes.map(\.kind), [.created])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.path("/etc")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.path("/var")))
+    }
+
+    func testPlantedSymlinksAreNeverFollowed() throws {
+        let outside = scratch + "/outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root.path("/etc/containerd/certs.d"), withIntermediateDirectories: true)
+        // A symlinked host directory, and a symlink at a file's own place.
+        try FileManager.default.createSymbolicLink(atPath: root.path("/etc/containerd/certs.d/evil.example"), withDestinationPath: outside)
+        try FileManager.default.createDirectory(atPath: root.path("/etc/containerd/certs.d/link.example"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root.path("/etc/containerd/certs.d/link.example/hosts.toml"), withDestinationPath: outside + "/target")
+
+        let outcome = managed(adopt: true).apply([file("evil.example", "a = 1\n"), file("link.example", "b = 1\n")], runtimes: [.containerd], dryRun: false)
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty, "nothing was written through a link")
+        XCTAssertTrue(outcome.failures.contains { $0.contains("evil.example") && $0.contains("symlink") }, "\(outcome.failures)")
+        XCTAssertTrue(outcome.warnings.contains { $0.message.contains("link.example/hosts.toml is a symlink") }, "\(outcome.warnings)")
+        XCTAssertFalse(outcome.changed)
+    }
+
+    func testOnlyTheRuntimesInPlayLoseFiles() {
+        let a = file("a.example", "x = 1\n")
+        _ = managed().apply([a], runtimes: [.containerd], dryRun: false)
+        let outcome = managed().apply([], runtimes: [.crio], dryRun: false)
+        XCTAssertFalse(outcome.changed)
+        XCTAssertNotNil(read(a.path))
+    }
+
+    func testStaleTemporaryFilesAreCleanedOnTheNextWrite() throws {
+        let directory = root.path("/etc/containerd/certs.d/a.example")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A temporary file left by a killed writer (a pid that cannot be alive).
+        try "half".write(toFile: directory + "/.mirror-agent-tmp-999999999-1-hosts.toml", atomically: false, encoding: .utf8)
+        _ = managed().apply([file("a.example", "x = 1\n")], runtimes: [.containerd], dryRun: false)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["hosts.toml"])
+    }
+}

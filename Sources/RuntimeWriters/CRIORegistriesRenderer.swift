@@ -12,10 +12,13 @@ import Diagnostics
 public struct CRIORegistriesRenderer: Sendable {
     /// The drop-in's host path, e.g. `/etc/containers/registries.conf.d/99-mirror-agent.conf`.
     public var dropInPath: String
+    /// Sources reached over plain HTTP (`insecureRegistries`): `insecure = true` on their table.
+    public var plainHTTPHosts: Set<String>
     public var root: HostRoot
 
-    public init(dropInPath: String, root: HostRoot = .system) {
+    public init(dropInPath: String, plainHTTPHosts: Set<String> = [], root: HostRoot = .system) {
         self.dropInPath = dropInPath
+        self.plainHTTPHosts = plainHTTPHosts
         self.root = root
     }
 
@@ -74,7 +77,7 @@ public struct CRIORegistriesRenderer: Sendable {
             origins += registry.origins
             body += "\n" + ManagedHeader.origin(registry.origins, root: root) + "[[registry]]\nprefix = \(TOML.string(prefix))\n"
             if let location { body += "location = \(TOML.string(location))\n" }
-            if registry.sourceTLS.skipVerify { body += "insecure = true\n" }
+            if registry.sourceTLS.skipVerify || registry.source.host.map(plainHTTPHosts.contains) == true { body += "insecure = true\n" }
             if registry.sourcePolicy == .neverContactSource { body += "blocked = true\n" }
             body += mirrors.joined()
         }

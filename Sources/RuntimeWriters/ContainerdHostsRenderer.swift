@@ -28,12 +28,18 @@ public struct ContainerdHostsRenderer: Sendable {
     public var features: ContainerdFeatures
     /// `dial_timeout` for every mirror (e.g. "200ms"), written only where supported.
     public var dialTimeout: String?
+    /// Sources reached over plain HTTP (`insecureRegistries`): their `server` is `http://`.
+    public var plainHTTPHosts: Set<String>
     public var root: HostRoot
 
-    public init(hostsDirectory: String, features: ContainerdFeatures = ContainerdFeatures(), dialTimeout: String? = nil, root: HostRoot = .system) {
+    public init(
+        hostsDirectory: String, features: ContainerdFeatures = ContainerdFeatures(), dialTimeout: String? = nil,
+        plainHTTPHosts: Set<String> = [], root: HostRoot = .system
+    ) {
         self.hostsDirectory = hostsDirectory
         self.features = features
         self.dialTimeout = dialTimeout
+        self.plainHTTPHosts = plainHTTPHosts
         self.root = root
     }
 
@@ -112,9 +118,10 @@ public struct ContainerdHostsRenderer: Sendable {
             }
             if tables.isEmpty {
                 // The upstream itself as the one [host] table, with every capability.
+                let plain = upstream.hasPrefix("http://")
                 tables = [
                     MirrorEndpoint(
-                        scheme: .https, host: String(upstream.dropFirst("https://".count)), capabilities: [.pull, .resolve, .push],
+                        scheme: plain ? .http : .https, host: String(upstream.dropFirst(plain ? 7 : 8)), capabilities: [.pull, .resolve, .push],
                         tls: registry.sourceTLS)
                 ]
             }
@@ -164,9 +171,11 @@ public struct ContainerdHostsRenderer: Sendable {
         return lines.map { indent + $0 }
     }
 
-    /// The source's own registry endpoint. docker.io's is registry-1.docker.io.
+    /// The source's own registry endpoint. docker.io's is registry-1.docker.io; a host listed in
+    /// `insecureRegistries` is plain HTTP.
     func upstreamURL(_ source: RegistrySource) -> String {
         let host = source.host ?? ""
+        if plainHTTPHosts.contains(host) { return "http://" + host }
         return "https://" + (host == "docker.io" ? "registry-1.docker.io" : host)
     }
 }

@@ -61,11 +61,12 @@ public struct Reconciler: Sendable {
                 let directory = containerdHostsDirectory(warnings: &plan.warnings)
                 plan.containerdHostsDirectory = directory
                 let renderer = ContainerdHostsRenderer(
-                    hostsDirectory: directory, features: containerdFeatures, dialTimeout: settings.containerd.dialTimeout, root: root)
+                    hostsDirectory: directory, features: containerdFeatures, dialTimeout: settings.containerd.dialTimeout,
+                    plainHTTPHosts: Set(settings.insecureRegistries), root: root)
                 result = renderer.render(model)
                 plan.warnings += ContainerdHostsInspector(root: root, hostsDirectory: directory).inspect(result.files)
             case .crio:
-                result = CRIORegistriesRenderer(dropInPath: settings.crio.dropIn, root: root).render(model)
+                result = CRIORegistriesRenderer(dropInPath: settings.crio.dropIn, plainHTTPHosts: Set(settings.insecureRegistries), root: root).render(model)
                 plan.warnings += CRIORegistriesInspector(root: root, settings: settings.crio).inspect(model: model, rendered: result.files)
             }
             plan.files += result.files

@@ -35,13 +35,16 @@ public enum DesiredStateLoader {
     }
 
     /// Loads the configured files under `root`.
-    public static func load(root: HostRoot, settings: AgentSettings, limits: YAMLLimits = .standard) -> Result {
-        load(paths: configuredFiles(root: root).map(root.path), root: root, settings: settings, limits: limits)
+    public static func load(root: HostRoot, settings: AgentSettings, legacy: [LegacyContainerdMirror] = [], limits: YAMLLimits = .standard) -> Result {
+        load(paths: configuredFiles(root: root).map(root.path), root: root, settings: settings, legacy: legacy, limits: limits)
     }
 
     /// Loads the given files (paths on this machine). TLS files are looked up under `root`.
-    public static func load(paths: [String], root: HostRoot, settings: AgentSettings, limits: YAMLLimits = .standard) -> Result {
+    public static func load(
+        paths: [String], root: HostRoot, settings: AgentSettings, legacy: [LegacyContainerdMirror] = [], limits: YAMLLimits = .standard
+    ) -> Result {
         var decoded = DecodedDocuments()
+        decoded.declarations = declarations(from: legacy, into: &decoded.diagnostics)
         for path in paths {
             switch FileSystem.read(path, limit: limits.maxBytes, trustCheck: true) {
             case .failure(let error):

@@ -24,6 +24,10 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // libsystemd calls Swift cannot make itself (variadic sd-bus calls), wrapped once.
+        .target(name: "CSystemdShim", dependencies: ["CSystemd"], linkerSettings: [.linkedLibrary("systemd")]),
+        // Runtime actions over D-Bus: the only module that talks to systemd.
+        .target(name: "RuntimeActions", dependencies: ["CSystemdShim", "CSystemd", "Diagnostics"]),
         // Errors and warnings that carry a file:line:column, shared by every module.
         .target(name: "Diagnostics"),
         // YAML over libyaml, every node marked with where it came from.
@@ -41,7 +45,7 @@ let package = Package(
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "DesiredState", "RuntimeWriters", "HealthProbe", "Diagnostics", "CSystemd",
+                "DesiredState", "RuntimeWriters", "RuntimeActions", "HealthProbe", "Diagnostics", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -24,6 +24,24 @@ public struct AgentSettings: Sendable, Equatable {
         /// `dial_timeout` for every mirror (e.g. "200ms"), so containerd falls back fast from a
         /// mirror that is down; written only where containerd supports it (2.0.7+, 2.1+).
         public var dialTimeout: String?
+        /// Patch config.toml when a prerequisite is missing (then restart containerd).
+        public var fixConfig = true
+    }
+
+    /// Restarting and reloading runtimes.
+    public struct Restart: Sendable, Equatable {
+        public enum Policy: String, Sendable, Equatable { case auto, never }
+        /// `never`: report "restart pending" instead of restarting or reloading.
+        public var policy: Policy = .auto
+        /// How long a restart or reload job may take.
+        public var jobTimeout: Duration = .seconds(90)
+    }
+
+    /// Settings that exist only for tests of failure handling. Never set them on a real host.
+    public struct Testing: Sendable, Equatable {
+        /// The config.toml fix also points containerd's `root` at an impossible place, so that
+        /// containerd fails to start and the rollback runs.
+        public var breakContainerdStart = false
     }
 
     public struct CRIO: Sendable, Equatable {
@@ -42,13 +60,15 @@ public struct AgentSettings: Sendable, Equatable {
     public var adopt = false
     public var containerd = Containerd()
     public var crio = CRIO()
+    public var restart = Restart()
+    public var testing = Testing()
     /// Where the agent keeps its ownership manifest and backups.
     public var stateDir = "/var/lib/mirror-agent"
 
     public init() {}
 
     public static let path = "/etc/mirror-agent/agent.yaml"
-    static let topKeys = ["runtimes", "insecureRegistries", "adopt", "containerd", "crio", "stateDir"]
+    static let topKeys = ["runtimes", "insecureRegistries", "adopt", "containerd", "crio", "stateDir", "restart", "testing"]
 
     /// Reads the settings file under `root`; a missing file means every default.
     public static func load(root: HostRoot) -> (AgentSettings, DiagnosticList) {
@@ -101,7 +121,8 @@ public struct AgentSettings: Sendable, Equatable {
             settings.adopt = try f.bool("adopt") ?? false
             if let node = f.value("containerd") {
                 let c = try FieldReader(node, "containerd")
-                c.reportUnknown(["configFile", "hostsDir", "dialTimeout"], into: &diagnostics)
+                c.reportUnknown(["configFile", "hostsDir", "dialTimeout", "fixConfig"], into: &diagnostics)
+                if let v = try c.bool("fixConfig") { settings.containerd.fixConfig = v }
                 if let v = try absolutePath(c, "configFile") { settings.containerd.configFile = v }
                 settings.containerd.hostsDir = try absolutePath(c, "hostsDir")
                 if let node = c.value("dialTimeout") {
@@ -124,10 +145,41 @@ public struct AgentSettings: Sendable, Equatable {
                 }
             }
             if let v = try absolutePath(f, "stateDir") { settings.stateDir = v }
+            if let node = f.value("restart") {
+                if case .scalar = node.content {
+                    settings.restart.policy = try restartPolicy(node)
+                } else {
+                    let r = try FieldReader(node, "restart")
+                    r.reportUnknown(["policy", "jobTimeout"], into: &diagnostics)
+                    if let p = r.value("policy") { settings.restart.policy = try restartPolicy(p) }
+                    if let t = r.value("jobTimeout") { settings.restart.jobTimeout = try duration(t, "restart.jobTimeout") }
+                }
+            }
+            if let node = f.value("testing") {
+                let t = try FieldReader(node, "testing")
+                t.reportUnknown(["breakContainerdStart"], into: &diagnostics)
+                settings.testing.breakContainerdStart = try t.bool("breakContainerdStart") ?? false
+            }
         } catch {
             diagnostics.append(error)
         }
         return (settings, diagnostics)
+    }
+
+    static func restartPolicy(_ node: YAMLNode) throws(Diagnostic) -> Restart.Policy {
+        let text = try node.string("restart policy")
+        guard let policy = Restart.Policy(rawValue: text) else {
+            throw .error("restart policy \"\(text)\" is not auto or never", at: node.location)
+        }
+        return policy
+    }
+
+    static func duration(_ node: YAMLNode, _ what: String) throws(Diagnostic) -> Duration {
+        let text = try node.string(what)
+        guard let value = Duration.parse(text), value > .zero else {
+            throw .error("\(what) \"\(text)\" is not a duration such as 200ms, 2s or 1m30s", at: node.location)
+        }
+        return value
     }
 
     static func absolutePath(_ f: FieldReader, _ key: String) throws(Diagnostic) -> String? {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DesiredState
 import Diagnostics
+import RuntimeActions
 import RuntimeWriters
 
 /// `mirror-agent apply`: render the desired state and put it in force.
@@ -24,43 +25,49 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let root = common.hostRoot
         let (settings, settingsDiagnostics) = AgentSettings.load(root: root)
-        let loaded =
-            desired.isEmpty
-            ? DesiredStateLoader.load(root: root, settings: settings)
-            : DesiredStateLoader.load(paths: desired, root: root, settings: settings)
-        var diagnostics = settingsDiagnostics
-        diagnostics.append(contentsOf: loaded.diagnostics)
-        if diagnostics.hasErrors {
-            if json {
-                printJSON(ApplyReport(invalid: diagnostics))
-            } else {
-                for d in diagnostics.sorted { FileHandleOutput.standardError(d.description) }
-                FileHandleOutput.standardError("nothing written: the desired state is invalid")
-            }
+        if settingsDiagnostics.hasErrors {
+            report(invalid: settingsDiagnostics)
             throw ExitCode(ExitStatus.invalidInput)
         }
-        let reconciler = Reconciler(root: root, settings: settings, containerdFeatures: RuntimeDetection.containerdFeatures(root: root))
-        let plan = reconciler.plan(loaded.model)
-        let outcome = reconciler.apply(plan, dryRun: dryRun)
-        var warnings = diagnostics.warnings + plan.warnings + outcome.warnings
+        let reconciliation = Reconciliation(root: root, settings: settings, desiredPaths: desired, dryRun: dryRun)
+        var result = reconciliation.run()
+        result.diagnostics.append(contentsOf: settingsDiagnostics)
+        if result.invalid {
+            report(invalid: result.diagnostics)
+            throw ExitCode(ExitStatus.invalidInput)
+        }
+        if !dryRun { (result.actions, _) = reconciliation.perform(result.pending) }
+        var warnings = result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings
         warnings = warnings.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
 
         if json {
-            printJSON(ApplyReport(plan: plan, outcome: outcome, warnings: warnings, root: root, dryRun: dryRun))
+            printJSON(ApplyReport(result: result, warnings: warnings, root: root, dryRun: dryRun))
         } else {
             for warning in warnings { FileHandleOutput.standardError(warning.description) }
             let verb = dryRun ? "would be " : ""
-            for change in outcome.changes {
+            for change in result.outcome.changes + result.configChanges {
                 print("\(verb)\(change.kind.rawValue): \(root.path(change.path))\(change.backup.map { " (original kept as \(root.path($0)))" } ?? "")")
                 if diff {
                     print(unifiedDiff(old: change.before ?? "", new: change.after ?? "", oldName: change.before == nil ? "/dev/null" : root.path(change.path), newName: change.after == nil ? "/dev/null" : root.path(change.path)), terminator: "")
                 }
             }
-            for failure in outcome.failures { FileHandleOutput.standardError("error: \(failure)") }
-            let summary = outcome.changed ? "\(outcome.changes.count) file\(outcome.changes.count == 1 ? "" : "s") \(dryRun ? "would change" : "changed")" : "no changes"
-            print("\(summary); \(outcome.unchanged.count) unchanged; runtimes: \(plan.runtimes.isEmpty ? "none" : plan.runtimes.map(\.rawValue).joined(separator: ", "))")
+            for note in result.notes { print("note: \(note)") }
+            for action in result.actions { print("\(action.result == .done ? "" : "\(action.result.rawValue): ")\(action.message)") }
+            for failure in result.outcome.failures { FileHandleOutput.standardError("error: \(failure)") }
+            let count = result.outcome.changes.count + result.configChanges.count
+            let summary = count > 0 ? "\(count) file\(count == 1 ? "" : "s") \(dryRun ? "would change" : "changed")" : "no changes"
+            print("\(summary); \(result.outcome.unchanged.count) unchanged; runtimes: \(result.plan.runtimes.isEmpty ? "none" : result.plan.runtimes.map(\.rawValue).joined(separator: ", "))")
         }
-        if !outcome.failures.isEmpty { throw ExitCode(ExitStatus.failedToAct) }
+        if result.failed { throw ExitCode(ExitStatus.failedToAct) }
+    }
+
+    private func report(invalid diagnostics: DiagnosticList) {
+        if json {
+            printJSON(ApplyReport(invalid: diagnostics))
+        } else {
+            for d in diagnostics.sorted { FileHandleOutput.standardError(d.description) }
+            FileHandleOutput.standardError("nothing written: the desired state is invalid")
+        }
     }
 }
 
@@ -82,17 +89,24 @@ struct ApplyReport: Encodable {
     var warnings: [DiagnosticJSON]
     var errors: [DiagnosticJSON]
     var failures: [String]
+    var runtimeActions: [RuntimeActionReport]
+    var prerequisites: [ContainerdPrerequisites.Check]
+    var notes: [String]
 
-    init(plan: Reconciler.Plan, outcome: ManagedFiles.Outcome, warnings: [Diagnostic], root: HostRoot, dryRun: Bool) {
-        changed = outcome.changed
+    init(result: Reconciliation.Result, warnings: [Diagnostic], root: HostRoot, dryRun: Bool) {
+        let changes = result.outcome.changes + result.configChanges
+        changed = !changes.isEmpty
         self.dryRun = dryRun
-        written = outcome.changes.filter { $0.kind != .removed }.map { root.path($0.path) }
-        removed = outcome.changes.filter { $0.kind == .removed }.map { root.path($0.path) }
-        unchanged = outcome.unchanged.map(root.path)
-        skipped = plan.skipped.map { Skipped(runtime: $0.runtime.rawValue, source: $0.source, reason: $0.reason, location: $0.location?.description) }
+        written = changes.filter { $0.kind != .removed }.map { root.path($0.path) }
+        removed = changes.filter { $0.kind == .removed }.map { root.path($0.path) }
+        unchanged = result.outcome.unchanged.map(root.path)
+        skipped = result.plan.skipped.map { Skipped(runtime: $0.runtime.rawValue, source: $0.source, reason: $0.reason, location: $0.location?.description) }
         self.warnings = warnings.map(DiagnosticJSON.init)
         errors = []
-        failures = outcome.failures
+        failures = result.outcome.failures
+        runtimeActions = result.actions
+        prerequisites = result.prerequisites?.checks ?? []
+        notes = result.notes
     }
 
     init(invalid diagnostics: DiagnosticList) {
@@ -105,5 +119,8 @@ struct ApplyReport: Encodable {
         warnings = diagnostics.warnings.map(DiagnosticJSON.init)
         errors = diagnostics.sorted.filter { $0.severity == .error }.map(DiagnosticJSON.init)
         failures = []
+        runtimeActions = []
+        prerequisites = []
+        notes = []
     }
 }

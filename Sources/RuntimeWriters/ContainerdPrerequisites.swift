@@ -271,6 +271,11 @@ public struct ContainerdPrerequisites: Sendable {
         return result
     }
 
+    /// The checks for a candidate file on its own (used to verify a fix before it is written).
+    public static func evaluateCandidate(_ candidate: ContainerdConfigFiles, configFile: String, root: HostRoot, containerdMajor: Int) -> [Check] {
+        evaluate(candidate, configFile: configFile, root: root, containerdVersion: "\(containerdMajor).0.0", preferredHostsDirectory: nil).checks
+    }
+
     static func isAtLeast22(_ version: String) -> Bool {
         let parts = version.drop(while: { $0 == "v" }).split(separator: ".").compactMap { Int($0.prefix(while: \.isNumber)) }
         return parts.count >= 2 && (parts[0] > 2 || (parts[0] == 2 && parts[1] >= 2))

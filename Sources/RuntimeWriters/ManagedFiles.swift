@@ -51,6 +51,15 @@ public struct ManagedFiles: Sendable {
             public var before: String?
             public var after: String?
             public var backup: String?
+
+            public init(path: String, kind: Kind, runtime: Runtime, before: String? = nil, after: String? = nil, backup: String? = nil) {
+                self.path = path
+                self.kind = kind
+                self.runtime = runtime
+                self.before = before
+                self.after = after
+                self.backup = backup
+            }
         }
 
         public var changes: [Change] = []
@@ -59,6 +68,8 @@ public struct ManagedFiles: Sendable {
         /// Files that could not be written (the rest were).
         public var failures: [String] = []
         public var changed: Bool { !changes.isEmpty }
+
+        public init() {}
     }
 
     public func loadManifest() -> (Manifest, Diagnostic?) {

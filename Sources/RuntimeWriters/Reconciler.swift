@@ -22,13 +22,14 @@ public struct Reconciler: Sendable {
         public var warnings: [Diagnostic] = []
         /// containerd's hosts directory, when containerd is in play.
         public var containerdHostsDirectory: String?
+
+        public init() {}
     }
 
     public static let defaultHostsDirectory = "/etc/containerd/certs.d"
 
-    /// The hosts directory: the setting, else containerd's own `config_path`, else the default.
+    /// The hosts directory: containerd's own `config_path`, else the setting, else the default.
     public func containerdHostsDirectory(warnings: inout [Diagnostic]) -> String {
-        if let configured = settings.containerd.hostsDir { return configured }
         do {
             if let config = try ContainerdConfig.read(settings.containerd.configFile, root: root), let directory = config.hostsDirectory {
                 if let list = config.configPath, list.contains(":") {
@@ -40,12 +41,14 @@ public struct Reconciler: Sendable {
                 return directory
             }
         } catch {
-            warnings.append(Diagnostic(.warning, at: error.location, error.message + "; using \(Self.defaultHostsDirectory)"))
+            warnings.append(Diagnostic(.warning, at: error.location, error.message + "; using \(settings.containerd.hostsDir ?? Self.defaultHostsDirectory)"))
         }
-        return Self.defaultHostsDirectory
+        return settings.containerd.hostsDir ?? Self.defaultHostsDirectory
     }
 
-    public func plan(_ model: MirrorModel) -> Plan {
+    /// Renders for every selected runtime. `containerdHostsDirectory`, when given, is where the
+    /// prerequisites check found (or will put) containerd's `config_path`.
+    public func plan(_ model: MirrorModel, containerdHostsDirectory known: String? = nil) -> Plan {
         var plan = Plan()
         plan.runtimes = settings.selectedRuntimes(root: root)
         if plan.runtimes.isEmpty {
@@ -58,7 +61,7 @@ public struct Reconciler: Sendable {
             let result: RenderResult
             switch runtime {
             case .containerd:
-                let directory = containerdHostsDirectory(warnings: &plan.warnings)
+                let directory = known ?? containerdHostsDirectory(warnings: &plan.warnings)
                 plan.containerdHostsDirectory = directory
                 let renderer = ContainerdHostsRenderer(
                     hostsDirectory: directory, features: containerdFeatures, dialTimeout: settings.containerd.dialTimeout,

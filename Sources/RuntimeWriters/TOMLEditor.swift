@@ -24,6 +24,11 @@ struct TOMLEditor {
             lines.replaceSubrange(key.firstLine...key.lastLine, with: [replacement])
             return
         }
+        if path.count == 1 {
+            // A root key goes before the first table header.
+            lines.insert(TOMLLayout.keyText(path) + " = " + value, at: layout.rootEnd)
+            return
+        }
         if let table = layout.table(Array(path.dropLast())) {
             let header = lines[table.headerLine]
             let indent = String(header.prefix(while: { $0 == " " || $0 == "\t" })) + "  "
@@ -82,4 +87,12 @@ extension String {
         while let l = s.last, set.contains(l) { s = s.dropLast() }
         return String(s)
     }
+}
+
+/// Root-key edits for callers outside this module (the test-only breakage setting).
+public struct TOMLEditorAccess {
+    private var editor: TOMLEditor
+    public init(_ text: String) { editor = TOMLEditor(text) }
+    public var text: String { editor.text }
+    public mutating func setRoot(_ key: String, _ value: String) { editor.set([key], value) }
 }

@@ -26,6 +26,8 @@ let package = Package(
         ),
         // libsystemd calls Swift cannot make itself (variadic sd-bus calls), wrapped once.
         .target(name: "CSystemdShim", dependencies: ["CSystemd"], linkerSettings: [.linkedLibrary("systemd")]),
+        // inotify, signalfd and timerfd for the daemon's poll loop.
+        .target(name: "CLinuxShim"),
         // Runtime actions over D-Bus: the only module that talks to systemd.
         .target(name: "RuntimeActions", dependencies: ["CSystemdShim", "CSystemd", "Diagnostics"]),
         // Errors and warnings that carry a file:line:column, shared by every module.
@@ -45,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "DesiredState", "RuntimeWriters", "RuntimeActions", "HealthProbe", "Diagnostics", "CSystemd",
+                "DesiredState", "RuntimeWriters", "RuntimeActions", "HealthProbe", "Diagnostics", "CSystemd", "CSystemdShim", "CLinuxShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -37,6 +37,25 @@ public struct AgentSettings: Sendable, Equatable {
         public var jobTimeout: Duration = .seconds(90)
     }
 
+    /// The daemon (`mirror-agent run`).
+    public struct Daemon: Sendable, Equatable {
+        /// Quiet time after a change before reconciling: a tool writing ten files gives one pass.
+        public var debounce: Duration = .milliseconds(200)
+        /// Quiet time after a change that needs a runtime restart or reload before doing it, so a
+        /// burst of changes gives one restart.
+        public var restartDelay: Duration = .seconds(2)
+        /// At most one containerd restart per this interval; later ones wait.
+        public var minRestartInterval: Duration = .seconds(60)
+        /// Send WATCHDOG=1 when systemd asks for it (WatchdogSec=).
+        public var watchdog = true
+    }
+
+    /// Where the daemon reports.
+    public struct Status: Sendable, Equatable {
+        /// The JSON status file, replaced atomically after every pass.
+        public var file = "/run/mirror-agent/status.json"
+    }
+
     /// Settings that exist only for tests of failure handling. Never set them on a real host.
     public struct Testing: Sendable, Equatable {
         /// The config.toml fix also points containerd's `root` at an impossible place, so that
@@ -61,6 +80,8 @@ public struct AgentSettings: Sendable, Equatable {
     public var containerd = Containerd()
     public var crio = CRIO()
     public var restart = Restart()
+    public var daemon = Daemon()
+    public var status = Status()
     public var testing = Testing()
     /// Where the agent keeps its ownership manifest and backups.
     public var stateDir = "/var/lib/mirror-agent"
@@ -68,7 +89,7 @@ public struct AgentSettings: Sendable, Equatable {
     public init() {}
 
     public static let path = "/etc/mirror-agent/agent.yaml"
-    static let topKeys = ["runtimes", "insecureRegistries", "adopt", "containerd", "crio", "stateDir", "restart", "testing"]
+    static let topKeys = ["runtimes", "insecureRegistries", "adopt", "containerd", "crio", "stateDir", "restart", "daemon", "status", "testing"]
 
     /// Reads the settings file under `root`; a missing file means every default.
     public static func load(root: HostRoot) -> (AgentSettings, DiagnosticList) {
@@ -154,6 +175,19 @@ public struct AgentSettings: Sendable, Equatable {
                     if let p = r.value("policy") { settings.restart.policy = try restartPolicy(p) }
                     if let t = r.value("jobTimeout") { settings.restart.jobTimeout = try duration(t, "restart.jobTimeout") }
                 }
+            }
+            if let node = f.value("daemon") {
+                let d = try FieldReader(node, "daemon")
+                d.reportUnknown(["debounce", "restartDelay", "minRestartInterval", "watchdog"], into: &diagnostics)
+                if let t = d.value("debounce") { settings.daemon.debounce = try duration(t, "daemon.debounce") }
+                if let t = d.value("restartDelay") { settings.daemon.restartDelay = try duration(t, "daemon.restartDelay") }
+                if let t = d.value("minRestartInterval") { settings.daemon.minRestartInterval = try duration(t, "daemon.minRestartInterval") }
+                if let w = try d.bool("watchdog") { settings.daemon.watchdog = w }
+            }
+            if let node = f.value("status") {
+                let st = try FieldReader(node, "status")
+                st.reportUnknown(["file"], into: &diagnostics)
+                if let v = try absolutePath(st, "file") { settings.status.file = v }
             }
             if let node = f.value("testing") {
                 let t = try FieldReader(node, "testing")

@@ -27,7 +27,7 @@ struct MirrorAgent: ParsableCommand {
             3 the runtime needs a fix.
             """,
         version: AgentVersion.string,
-        subcommands: [ValidateCommand.self, ApplyCommand.self, CheckCommand.self]
+        subcommands: [RunCommand.self, ApplyCommand.self, ValidateCommand.self, CheckCommand.self, StatusCommand.self]
     )
 
     /// Parses and runs, mapping every outcome onto the exit-code contract: a command-line usage

@@ -50,6 +50,15 @@ public struct ContainerdHostsRenderer: Sendable {
         return host[..<colon] + "_" + host[host.index(after: colon)...] + "_"
     }
 
+    /// The host a directory name stands for (`host_port_` -> `host:port`, `_default` -> `*`).
+    public static func host(forDirectory name: String) -> String {
+        if name == "_default" { return "*" }
+        guard name.hasSuffix("_"), let underscore = name.dropLast().lastIndex(of: "_") else { return name }
+        let port = name[name.index(after: underscore)..<name.index(before: name.endIndex)]
+        guard !port.isEmpty, port.allSatisfy(\.isNumber) else { return name }
+        return name[..<underscore] + ":" + port
+    }
+
     /// The directory names containerd tries for a host, in its order.
     public static func lookupOrder(for host: String) -> [String] {
         let first = directoryName(for: host)

@@ -1,0 +1,330 @@
+import CLinuxShim
+import DesiredState
+import Diagnostics
+import Foundation
+import Logging
+import RuntimeActions
+import RuntimeWriters
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `mirror-agent run`: reconcile at start, then on every change, in one poll loop over inotify,
+/// signals and timers. Nothing polls files: the loop sleeps until the kernel has something.
+///
+/// - Desired-state changes are debounced (`daemon.debounce`) into one pass.
+/// - Invalid desired state is not applied: the files in force stay, the error goes to the journal
+///   and to STATUS=, and the next valid change is applied (last-known-good).
+/// - A hand edit or removal of a managed file is seen through its directory and repaired by the
+///   next pass.
+/// - Restarts and reloads wait `daemon.restartDelay` after the last change that needs them (one
+///   restart for a burst) and containerd restarts are at most one per `daemon.minRestartInterval`.
+/// - SIGHUP re-reads agent.yaml (RELOADING=1 ... READY=1); SIGTERM stops (STOPPING=1).
+final class Daemon {
+    let root: HostRoot
+    var settings: AgentSettings
+    let logger: Logger
+    let notifier = SystemdNotifier()
+    let watcher: FileWatcher
+
+    var generation = 0
+    var lastGoodFiles: [String] = []
+    var status: StatusReport?
+    var pendingRestart: [Reconciliation.ConfigOriginal]?
+    var pendingReload = false
+    var lastContainerdRestart: ContinuousClock.Instant?
+    var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
+    var outputDirectories: [String] = []
+
+    // Event sources.
+    let signals: Int32
+    let debounceTimer: Int32
+    let restartTimer: Int32
+    let watchdogTimer: Int32
+    let statusTimer: Int32
+    var desiredChanged = false
+    var outputChanged: Set<String> = []
+
+    init(root: HostRoot, settings: AgentSettings, logger: Logger) throws(RuntimeError) {
+        self.root = root
+        self.settings = settings
+        self.logger = logger
+        watcher = try FileWatcher()
+        signals = msa_signalfd_open()
+        debounceTimer = msa_timerfd_open()
+        restartTimer = msa_timerfd_open()
+        watchdogTimer = msa_timerfd_open()
+        statusTimer = msa_timerfd_open()
+        guard signals >= 0, debounceTimer >= 0, restartTimer >= 0, watchdogTimer >= 0, statusTimer >= 0 else {
+            throw RuntimeError("cannot set up signalfd/timerfd: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    var desiredDirectories: [String] {
+        [root.path("/etc/mirror-agent"), root.path(DesiredStateLoader.dropInDirectory)]
+    }
+
+    /// Runs until SIGTERM or SIGINT; returns the exit status.
+    func run() -> Int32 {
+        watchEverything()
+        reconcile(reason: "start")
+        notifier.ready(status: status?.statusLine() ?? "started")
+        armWatchdog()
+        _ = msa_timerfd_arm(statusTimer, 30_000_000_000, 30_000_000_000)
+
+        var fds = [watcher.fd, signals, debounceTimer, restartTimer, watchdogTimer, statusTimer].map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        while true {
+            for i in fds.indices { fds[i].revents = 0 }
+            let n = poll(&fds, nfds_t(fds.count), -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                logger.critical("poll failed: \(String(cString: strerror(errno)))")
+                return 1
+            }
+            if fds[1].revents != 0 {
+                let signal = msa_signalfd_read(signals)
+                if signal == SIGTERM || signal == SIGINT {
+                    notifier.stopping()
+                    logger.info("stopping on signal \(signal)")
+                    return 0
+                }
+                if signal == SIGHUP { reload() }
+            }
+            if fds[0].revents != 0 { handleFileEvents() }
+            if fds[2].revents != 0, msa_timerfd_read(debounceTimer) > 0 { debounced() }
+            if fds[3].revents != 0, msa_timerfd_read(restartTimer) > 0 { performPendingActions() }
+            if fds[4].revents != 0, msa_timerfd_read(watchdogTimer) > 0 { notifier.watchdog() }
+            if fds[5].revents != 0, msa_timerfd_read(statusTimer) > 0, let status { notifier.status(status.statusLine()) }
+        }
+    }
+
+    // MARK: - Events
+
+    private func watchEverything() {
+        // /etc is watched for /etc/mirror-agent itself appearing or being replaced.
+        watcher.watch(desiredDirectories + outputDirectories)
+    }
+
+    private func handleFileEvents() {
+        let desired = desiredDirectories
+        for event in watcher.read() {
+            if event.name.hasPrefix(AtomicWriterTemporaryPrefix) { continue }
+            let path = event.name.isEmpty ? event.directory : event.directory + "/" + event.name
+            if desired.contains(event.directory) {
+                if path == root.path(AgentSettings.path) {
+                    logger.notice("agent.yaml changed; run systemctl reload mirror-agent to apply it", metadata: ["file": "\(path)"])
+                } else {
+                    desiredChanged = true
+                }
+            } else if desired.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+                // A desired-state directory itself appeared, went away or was replaced.
+                desiredChanged = true
+            } else if outputDirectories.contains(event.directory) || outputDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+                outputChanged.insert(path)
+            }
+        }
+        if desiredChanged || !outputChanged.isEmpty {
+            _ = msa_timerfd_arm(debounceTimer, nanoseconds(settings.daemon.debounce), 0)
+        }
+    }
+
+    private func debounced() {
+        let drift = outputChanged
+        let reason = desiredChanged ? "desired state changed" : "managed files changed"
+        desiredChanged = false
+        outputChanged = []
+        let changed = reconcile(reason: reason)
+        if !drift.isEmpty && !changed.isEmpty {
+            for path in changed {
+                logger.warning("repaired drift: \(path) was changed by hand and is rewritten", metadata: ["file": "\(path)"])
+            }
+        }
+    }
+
+    private func reload() {
+        notifier.reloading(status: "reloading agent.yaml")
+        let (fresh, diagnostics) = AgentSettings.load(root: root)
+        if diagnostics.hasErrors {
+            for d in diagnostics.errors { logger.error("\(d.description)", metadata: ["file": "\(d.location?.file ?? "")"]) }
+            logger.error("agent.yaml is invalid; the previous settings stay in force")
+        } else {
+            settings = fresh
+            logger.info("agent.yaml re-read")
+            armWatchdog()
+        }
+        reconcile(reason: "reload")
+        notifier.ready(status: status?.statusLine() ?? "reloaded")
+    }
+
+    // MARK: - Reconcile
+
+    /// One pass; returns the paths it changed.
+    @discardableResult
+    private func reconcile(reason: String) -> [String] {
+        generation += 1
+        let reconciliation = Reconciliation(root: root, settings: settings)
+        let result = reconciliation.run()
+        let now = Date()
+        var report = StatusReport(
+            pid: getpid(), generation: generation, result: "ok", lastReconcile: now, lastSuccess: status?.lastSuccess, error: nil,
+            desiredFiles: result.files, registries: result.model.registries.count, mirrors: result.model.mirrorCount,
+            managedFiles: status?.managedFiles ?? [], lastChanged: [], warnings: [], runtimes: [])
+
+        if result.invalid {
+            let errors = result.diagnostics.errors
+            for error in errors {
+                logger.error("\(error.description)", metadata: ["file": "\(error.location?.file ?? "")"])
+            }
+            logger.error("desired state is invalid (\(errors.count) error\(errors.count == 1 ? "" : "s")); the last good configuration stays in force")
+            report.result = "invalid"
+            report.error = errors.first.map { $0.description + (errors.count > 1 ? " (+\(errors.count - 1) more)" : "") }
+            if let previous = status {
+                report.registries = previous.registries
+                report.mirrors = previous.mirrors
+                report.desiredFiles = previous.desiredFiles
+            }
+            report.runtimes = status?.runtimes ?? []
+            publish(report)
+            return []
+        }
+
+        let changes = result.outcome.changes + result.configChanges
+        for change in changes {
+            var metadata: Logger.Metadata = ["file": "\(root.path(change.path))", "runtime": "\(change.runtime.rawValue)"]
+            if change.path.hasSuffix("/hosts.toml"), let directory = change.path.split(separator: "/").dropLast().last {
+                metadata["registry"] = "\(ContainerdHostsRenderer.host(forDirectory: String(directory)))"
+            }
+            logger.info("\(change.kind.rawValue) \(root.path(change.path))", metadata: metadata)
+        }
+        for warning in result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings {
+            logger.warning("\(warning.description)", metadata: ["file": "\(warning.location?.file ?? "")"])
+        }
+        for note in result.notes where !changes.isEmpty { logger.info("\(note)") }
+        for failure in result.outcome.failures { logger.error("\(failure)") }
+        for registry in result.model.registries where generation == 1 {
+            logger.info(
+                "\(registry.source): \(registry.mirrors.map(\.displayURL).joined(separator: ", "))\(registry.sourcePolicy == .neverContactSource ? " (never contacts the source)" : "")",
+                metadata: ["registry": "\(registry.source)"])
+        }
+
+        // Runtime actions wait for the burst to end.
+        for action in result.pending {
+            switch action {
+            case .restartContainerd(let originals):
+                if pendingRestart == nil { pendingRestart = originals }
+            case .reloadCRIO:
+                pendingReload = true
+            }
+        }
+        if pendingRestart != nil || pendingReload {
+            _ = msa_timerfd_arm(restartTimer, nanoseconds(settings.daemon.restartDelay), 0)
+        }
+
+        report.result = result.outcome.failures.isEmpty ? "ok" : "failed"
+        report.error = result.outcome.failures.first
+        if report.result == "ok" { report.lastSuccess = now }
+        report.lastChanged = changes.map { root.path($0.path) }
+        report.managedFiles = result.plan.files.map { root.path($0.path) }
+        report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.description)
+        report.runtimes = runtimeStatus(result)
+        publish(report)
+
+        // Managed directories are watched for hand edits.
+        let directories = Set(result.plan.files.map { root.path($0.path) }.map { String($0[..<$0.lastIndex(of: "/")!]) })
+            .union(result.plan.containerdHostsDirectory.map { [root.path($0)] } ?? [])
+        if directories.sorted() != outputDirectories {
+            outputDirectories = directories.sorted()
+            watchEverything()
+        }
+        return changes.map { root.path($0.path) }
+    }
+
+    private func runtimeStatus(_ result: Reconciliation.Result) -> [StatusReport.Runtime] {
+        result.plan.runtimes.map { runtime in
+            var entry = StatusReport.Runtime(name: runtime.rawValue, state: "ok")
+            if runtime == .containerd {
+                entry.hostsDirectory = result.plan.containerdHostsDirectory
+                if result.prerequisites?.needsFix == true && !settings.containerd.fixConfig { entry.state = "needs-fix" }
+                if pendingRestart != nil { entry.pending = "restart" }
+            }
+            if runtime == .crio && pendingReload { entry.pending = "reload" }
+            if let pending = entry.pending { entry.state = "\(pending)-pending" }
+            if let (last, time) = runtimeHistory[runtime.rawValue] {
+                entry.lastAction = last
+                entry.lastActionTime = time
+                if entry.pending == nil && last.result != .done { entry.state = "\(last.action)-\(last.result.rawValue)" }
+            }
+            return entry
+        }
+    }
+
+    private func performPendingActions() {
+        var actions: [Reconciliation.PendingAction] = []
+        if let originals = pendingRestart {
+            if let last = lastContainerdRestart, ContinuousClock.now - last < settings.daemon.minRestartInterval {
+                let wait = settings.daemon.minRestartInterval - (ContinuousClock.now - last)
+                logger.notice("containerd restart rate-limited; next in \(wait)")
+                _ = msa_timerfd_arm(restartTimer, nanoseconds(wait), 0)
+            } else {
+                actions.append(.restartContainerd(originals: originals))
+                pendingRestart = nil
+                lastContainerdRestart = .now
+            }
+        }
+        if pendingReload {
+            actions.append(.reloadCRIO)
+            pendingReload = false
+        }
+        guard !actions.isEmpty else { return }
+        let (reports, _) = Reconciliation(root: root, settings: settings).perform(actions)
+        for report in reports {
+            let runtime = report.unit.hasPrefix("containerd") ? "containerd" : "crio"
+            runtimeHistory[runtime] = (report, Date())
+            let metadata: Logger.Metadata = ["runtime": "\(runtime)", "unit": "\(report.unit)"]
+            switch report.result {
+            case .done: logger.notice("\(report.message)", metadata: metadata)
+            case .pending: logger.notice("\(report.message)", metadata: metadata)
+            case .rolledBack, .failed: logger.critical("\(report.message)", metadata: metadata)
+            }
+        }
+        if var report = status {
+            report.runtimes = report.runtimes.map { entry in
+                var entry = entry
+                if let (last, time) = runtimeHistory[entry.name] {
+                    entry.lastAction = last
+                    entry.lastActionTime = time
+                    entry.pending = nil
+                    entry.state = last.result == .done ? "ok" : "\(last.action)-\(last.result.rawValue)"
+                }
+                return entry
+            }
+            publish(report)
+        }
+    }
+
+    private func publish(_ report: StatusReport) {
+        status = report
+        do {
+            try report.write(to: settings.status.file, root: root)
+        } catch {
+            logger.error("cannot write the status file \(root.path(settings.status.file)): \(error)")
+        }
+        notifier.status(report.statusLine())
+    }
+
+    private func armWatchdog() {
+        if settings.daemon.watchdog, let interval = SystemdNotifier.watchdogInterval() {
+            let half = nanoseconds(interval) / 2
+            _ = msa_timerfd_arm(watchdogTimer, half, half)
+        } else {
+            _ = msa_timerfd_arm(watchdogTimer, 0, 0)
+        }
+    }
+
+    private func nanoseconds(_ d: Duration) -> UInt64 {
+        UInt64(max(0, d.components.seconds)) * 1_000_000_000 + UInt64(max(0, d.components.attoseconds) / 1_000_000_000)
+    }
+}
+
+let AtomicWriterTemporaryPrefix = ".mirror-agent-tmp-"

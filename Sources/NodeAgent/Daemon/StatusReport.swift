@@ -1,0 +1,89 @@
+import DesiredState
+import Diagnostics
+import Foundation
+import RuntimeActions
+import RuntimeWriters
+
+/// What `/run/mirror-agent/status.json` holds: the last pass, the files in force, the runtimes.
+/// `mirror-agent status` reads it; fleet tooling may too.
+struct StatusReport: Codable, Equatable {
+    struct Runtime: Codable, Equatable {
+        var name: String
+        /// "ok", "needs-fix", "restart-pending", "restart-failed", ...
+        var state: String
+        var hostsDirectory: String?
+        var lastAction: RuntimeActionReport?
+        var lastActionTime: Date?
+        var pending: String?
+    }
+
+    var version = 1
+    var pid: Int32
+    var generation: Int
+    /// "ok", "invalid" (the last good configuration stays in force) or "failed".
+    var result: String
+    var lastReconcile: Date
+    var lastSuccess: Date?
+    var error: String?
+    var desiredFiles: [String]
+    var registries: Int
+    var mirrors: Int
+    var managedFiles: [String]
+    var lastChanged: [String]
+    var warnings: [String]
+    var runtimes: [Runtime]
+
+    /// The one line systemd shows: `3 registries, 5 mirrors, containerd ok, crio reloaded 2m ago`.
+    func statusLine(now: Date = Date()) -> String {
+        var parts = ["\(registries) registr\(registries == 1 ? "y" : "ies"), \(mirrors) mirror\(mirrors == 1 ? "" : "s")"]
+        for runtime in runtimes {
+            var text = "\(runtime.name) \(runtime.state)"
+            if let action = runtime.lastAction, let time = runtime.lastActionTime, runtime.pending == nil {
+                let verb = action.action.hasPrefix("reload") ? "reloaded" : "restarted"
+                switch action.result {
+                case .done: text = "\(runtime.name) \(verb) \(Self.ago(time, now: now))"
+                case .pending: text = "\(runtime.name) \(action.action) pending"
+                case .rolledBack: text = "\(runtime.name) \(action.action) FAILED, rolled back \(Self.ago(time, now: now))"
+                case .failed: text = "\(runtime.name) \(action.action) FAILED \(Self.ago(time, now: now))"
+                }
+            }
+            parts.append(text)
+        }
+        if let error { return "error: \(error) (last good configuration in force); " + parts.joined(separator: ", ") }
+        return parts.joined(separator: ", ")
+    }
+
+    static func ago(_ date: Date, now: Date) -> String {
+        let seconds = max(0, Int(now.timeIntervalSince(date)))
+        if seconds < 60 { return "\(seconds)s ago" }
+        if seconds < 3600 { return "\(seconds / 60)m ago" }
+        if seconds < 86400 { return "\(seconds / 3600)h ago" }
+        return "\(seconds / 86400)d ago"
+    }
+
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+
+    /// Replaces the status file atomically.
+    func write(to hostPath: String, root: HostRoot) throws {
+        var data = try Self.encoder().encode(self)
+        data.append(0x0A)
+        let slash = hostPath.lastIndex(of: "/")!
+        try AtomicWriter(root: root).write(
+            Array(data), base: String(hostPath[..<slash]), relative: String(hostPath[hostPath.index(after: slash)...]), mode: 0o644)
+    }
+
+    static func read(from hostPath: String, root: HostRoot) -> Result<StatusReport, Error> {
+        Result { try decoder().decode(StatusReport.self, from: Data(contentsOf: URL(fileURLWithPath: root.path(hostPath)))) }
+    }
+}

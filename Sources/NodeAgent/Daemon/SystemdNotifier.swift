@@ -1,0 +1,33 @@
+import CSystemd
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// sd_notify(3): tells systemd the daemon is ready, reloading, stopping, alive, and what it is
+/// doing (`STATUS=`, shown by `systemctl status`). A no-op when not started by systemd.
+struct SystemdNotifier {
+    var enabled: Bool { sd_notify(0, "") > 0 || Self.hasSocket }
+
+    private static var hasSocket: Bool { getenv("NOTIFY_SOCKET") != nil }
+
+    func ready(status: String) { send("READY=1\nSTATUS=\(clean(status))") }
+    func reloading(status: String) { send("RELOADING=1\nSTATUS=\(clean(status))") }
+    func stopping() { send("STOPPING=1\nSTATUS=stopping") }
+    func status(_ text: String) { send("STATUS=\(clean(text))") }
+    func watchdog() { send("WATCHDOG=1") }
+
+    /// The watchdog interval systemd asked for (WATCHDOG_USEC), if it is meant for us.
+    static func watchdogInterval() -> Duration? {
+        var usec: UInt64 = 0
+        guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
+        return .microseconds(Int64(usec))
+    }
+
+    private func send(_ state: String) { _ = sd_notify(0, state) }
+
+    /// One line: systemd shows STATUS= as is.
+    private func clean(_ text: String) -> String {
+        String(text.map { $0 == "\n" ? " " : $0 }.prefix(400))
+    }
+}

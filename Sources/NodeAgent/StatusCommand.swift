@@ -1,0 +1,52 @@
+import ArgumentParser
+import DesiredState
+import Foundation
+
+/// `mirror-agent status`: what the daemon last did, from its status file.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the daemon's last reconcile, the files in force and the runtimes' state.",
+        discussion: "Reads the status file (status.file in agent.yaml, default /run/mirror-agent/status.json). Exit 1 when there is none (the daemon is not running), 2 when the desired state in force is invalid."
+    )
+
+    @OptionGroup var common: CommonOptions
+    @Flag(name: .long, help: "Print the status file as JSON.")
+    var json = false
+
+    func run() throws {
+        let root = common.hostRoot
+        let (settings, _) = AgentSettings.load(root: root)
+        let report: StatusReport
+        switch StatusReport.read(from: settings.status.file, root: root) {
+        case .success(let r): report = r
+        case .failure:
+            FileHandleOutput.standardError("no status at \(root.path(settings.status.file)): is mirror-agent running? (systemctl status mirror-agent)")
+            throw ExitCode(ExitStatus.failedToAct)
+        }
+        if json {
+            var data = (try? StatusReport.encoder().encode(report)) ?? Data()
+            data.append(0x0A)
+            FileHandle.standardOutput.write(data)
+        } else {
+            let formatter = ISO8601DateFormatter()
+            print("status:      \(report.statusLine())")
+            print("result:      \(report.result) (generation \(report.generation), pid \(report.pid))")
+            print("last pass:   \(formatter.string(from: report.lastReconcile)) (\(StatusReport.ago(report.lastReconcile, now: Date())))")
+            if let error = report.error { print("error:       \(error)") }
+            print("desired:     \(report.desiredFiles.isEmpty ? "(no files)" : report.desiredFiles.joined(separator: "\n             "))")
+            print("in force:    \(report.managedFiles.isEmpty ? "(no files)" : report.managedFiles.joined(separator: "\n             "))")
+            for runtime in report.runtimes {
+                var line = "\(runtime.name.padding(12))\(runtime.state)"
+                if let dir = runtime.hostsDirectory { line += ", hosts in \(dir)" }
+                if let action = runtime.lastAction { line += "; last \(action.action): \(action.message)" }
+                print(line)
+            }
+            if !report.warnings.isEmpty {
+                print("warnings:    \(report.warnings.count)")
+                for w in report.warnings.prefix(20) { print("  \(w)") }
+            }
+        }
+        if report.result == "invalid" { throw ExitCode(ExitStatus.invalidInput) }
+    }
+}

@@ -68,7 +68,7 @@ final class Daemon {
     /// Runs until SIGTERM or SIGINT; returns the exit status.
     func run() -> Int32 {
         watchEverything()
-        reconcile(reason: "start")
+        handleFileEvents(ownWrites: reconcile(reason: "start"))
         notifier.ready(status: status?.statusLine() ?? "started")
         armWatchdog()
         _ = msa_timerfd_arm(statusTimer, 30_000_000_000, 30_000_000_000)
@@ -106,11 +106,15 @@ final class Daemon {
         watcher.watch(desiredDirectories + outputDirectories)
     }
 
-    private func handleFileEvents() {
+    /// Sorts pending file events into desired-state changes and changes to managed files.
+    /// `ownWrites` are paths this process just wrote: their events are its own, not drift (the
+    /// kernel queues them during the writes, so they are all pending when a pass returns).
+    private func handleFileEvents(ownWrites: [String] = []) {
         let desired = desiredDirectories
         for event in watcher.read() {
             if event.name.hasPrefix(AtomicWriterTemporaryPrefix) { continue }
             let path = event.name.isEmpty ? event.directory : event.directory + "/" + event.name
+            if ownWrites.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) { continue }
             if desired.contains(event.directory) {
                 if path == root.path(AgentSettings.path) {
                     logger.notice("agent.yaml changed; run systemctl reload mirror-agent to apply it", metadata: ["file": "\(path)"])
@@ -135,6 +139,7 @@ final class Daemon {
         desiredChanged = false
         outputChanged = []
         let changed = reconcile(reason: reason)
+        handleFileEvents(ownWrites: changed)
         if !drift.isEmpty && !changed.isEmpty {
             for path in changed {
                 logger.warning("repaired drift: \(path) was changed by hand and is rewritten", metadata: ["file": "\(path)"])
@@ -153,7 +158,7 @@ final class Daemon {
             logger.info("agent.yaml re-read")
             armWatchdog()
         }
-        reconcile(reason: "reload")
+        handleFileEvents(ownWrites: reconcile(reason: "reload"))
         notifier.ready(status: status?.statusLine() ?? "reloaded")
     }
 

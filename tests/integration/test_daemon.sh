@@ -1,0 +1,84 @@
+# The daemon in a scratch --root: drop, edit, replace by rename and delete desired-state files;
+# check the outputs and status.json after each; a broken file changes nothing. Sourced by run.sh.
+
+D=$(mktemp -d "$H_TMP/daemon.XXXXXX")
+mkdir -p "$D/etc/mirror-agent/mirrors.d" "$D/etc/containerd"
+printf 'runtimes: [containerd, crio]\nstatus: {file: /run/mirror-agent/status.json}\ndaemon: {debounce: 100ms}\n' > "$D/etc/mirror-agent/agent.yaml"
+"$AGENT" run --root "$D" > "$H_TMP/daemon.log" 2>&1 &
+DAEMON_PID=$!
+H_PIDS+=($DAEMON_PID)
+STATUS="$D/run/mirror-agent/status.json"
+HOSTS="$D/etc/containerd/certs.d"
+DROPIN="$D/etc/containers/registries.conf.d/99-mirror-agent.conf"
+
+status_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$STATUS" "$1" 2>/dev/null; }
+generation() { status_field 'd["generation"]'; }
+# wait_generation_after N: the daemon finished a pass after generation N (bounded).
+wait_generation_after() { wait_until 10 bash -c "[ \"\$(python3 -c 'import json; print(json.load(open(\"$STATUS\"))[\"generation\"])' 2>/dev/null || echo 0)\" -gt $1 ]"; }
+
+check "the daemon writes its status after the first pass" wait_until 10 test -s "$STATUS"
+check "status says ok with no desired files" test "$(status_field 'd["result"]')" = ok
+check "mirror-agent status reads it" "$AGENT" status --root "$D"
+
+g=$(generation)
+cat > "$D/etc/mirror-agent/mirrors.d/.a.yaml.tmp" <<YAML
+mirrors:
+  docker.io:
+    endpoint: ["http://127.0.0.1:5000"]
+YAML
+mv "$D/etc/mirror-agent/mirrors.d/.a.yaml.tmp" "$D/etc/mirror-agent/mirrors.d/a.yaml"
+check "a file dropped by rename is applied" wait_until 10 test -f "$HOSTS/docker.io/hosts.toml"
+check "and the CRI-O drop-in too" wait_until 10 grep -q 'location = "127.0.0.1:5000"' "$DROPIN"
+wait_generation_after "$g"
+check "status counts 1 registry, 1 mirror" test "$(status_field 'd["registries"], d["mirrors"]')" = "(1, 1)"
+
+g=$(generation)
+for i in $(seq 1 10); do printf 'mirrors:\n  reg%s.example:\n    endpoint: ["http://127.0.0.1:5000"]\n' "$i" > "$D/etc/mirror-agent/mirrors.d/burst-$i.yaml"; done
+check "ten files at once are all applied" wait_until 10 test -f "$HOSTS/reg10.example/hosts.toml"
+sleep 0.5
+check "in one reconcile pass (debounced)" test "$(generation)" -eq $((g + 1))
+
+g=$(generation)
+sed -i 's|127.0.0.1:5000|127.0.0.1:5001|' "$D/etc/mirror-agent/mirrors.d/a.yaml"
+check "an edit in place is applied" wait_until 10 grep -q '127.0.0.1:5001' "$HOSTS/docker.io/hosts.toml"
+
+before=$(cat "$HOSTS/docker.io/hosts.toml" "$DROPIN" | sha256sum)
+g=$(generation)
+printf 'mirrors:\n  quay.io:\n    endpoint: ["ftp://broken"]\n' > "$D/etc/mirror-agent/mirrors.d/zz-broken.yaml"
+check "a broken file is reported in status.json with file:line:column" wait_until 10 bash -c "grep -q 'zz-broken.yaml:3:16' '$STATUS'"
+check "status result is invalid" test "$(status_field 'd["result"]')" = invalid
+check "mirror-agent status exits 2 for invalid desired state" bash -c "'$AGENT' status --root '$D' >/dev/null; test \$? -eq 2"
+check "the files in force did not change" test "$before" = "$(cat "$HOSTS/docker.io/hosts.toml" "$DROPIN" | sha256sum)"
+check "the daemon is still running" kill -0 "$DAEMON_PID"
+rm "$D/etc/mirror-agent/mirrors.d/zz-broken.yaml"
+check "the next valid state is applied again" wait_until 10 bash -c "[ \"\$(python3 -c 'import json; print(json.load(open(\"$STATUS\"))[\"result\"])')\" = ok ]"
+
+rm "$D"/etc/mirror-agent/mirrors.d/burst-*.yaml
+check "deleting files removes their outputs" wait_until 10 bash -c "! test -e '$HOSTS/reg1.example'"
+check "and keeps the others" test -f "$HOSTS/docker.io/hosts.toml"
+
+echo "# hand edit" >> "$HOSTS/docker.io/hosts.toml"
+check "a hand edit of a managed hosts.toml is repaired" wait_until 10 bash -c "! grep -q 'hand edit' '$HOSTS/docker.io/hosts.toml'"
+rm "$DROPIN"
+check "a deleted managed drop-in is rewritten" wait_until 10 test -f "$DROPIN"
+check "the repair is logged with the file name" grep -q "repaired drift: .*99-mirror-agent.conf" "$H_TMP/daemon.log"
+
+# The whole directory replaced (as a ConfigMap mount or a config-management tool does).
+new=$(mktemp -d "$D/etc/.mirror-agent-new.XXXXXX")
+mkdir -p "$new/mirrors.d"
+cp "$D/etc/mirror-agent/agent.yaml" "$new/"
+printf 'mirrors:\n  ghcr.io:\n    endpoint: ["http://127.0.0.1:5002"]\n' > "$new/mirrors.d/b.yaml"
+rm -rf "$D/etc/mirror-agent" && mv "$new" "$D/etc/mirror-agent"
+check "a replaced /etc/mirror-agent is picked up" wait_until 10 test -f "$HOSTS/ghcr.io/hosts.toml"
+check "and what it no longer has is removed" wait_until 10 bash -c "! test -e '$HOSTS/docker.io/hosts.toml'"
+sleep 0.3
+printf 'mirrors:\n  registry.k8s.io:\n    endpoint: ["http://127.0.0.1:5003"]\n' > "$D/etc/mirror-agent/mirrors.d/c.yaml"
+check "files in the new directory are watched" wait_until 10 test -f "$HOSTS/registry.k8s.io/hosts.toml"
+
+g=$(generation)
+kill -HUP "$DAEMON_PID"
+check "SIGHUP re-reads settings and reconciles" wait_generation_after "$g"
+kill -TERM "$DAEMON_PID"
+check "SIGTERM stops it cleanly (exit 0)" bash -c "for i in \$(seq 1 50); do kill -0 $DAEMON_PID 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+wait "$DAEMON_PID" 2>/dev/null; rc=$?
+check "with status 0" test "$rc" -eq 0

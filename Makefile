@@ -4,7 +4,9 @@ SWIFT ?= swift
 BIN := .build/debug/mirror-agent
 DEMO_ROOT ?= $(CURDIR)/.cache/demo-root
 
-.PHONY: demo test build unit integration deps-build deps-test clean
+.PHONY: demo test build unit integration deb e2e deps-build deps-test deps-deb clean
+VERSION := $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
+DEB := dist/mirror-agent_$(VERSION)_amd64.deb
 
 ## demo: validate examples/ and show, as diffs, what apply would write into a scratch root.
 demo: deps-build build
@@ -27,6 +29,18 @@ unit: build
 
 integration: deps-test build
 	bash tests/integration/run.sh $(BIN)
+
+## deb: the Debian package (release build, Swift stdlib linked statically), checked by lintian.
+deb: deps-deb
+	ln -sfn packaging/debian debian
+	SWIFT=$(SWIFT) dpkg-buildpackage -b -us -uc -d
+	mkdir -p dist
+	mv ../mirror-agent_$(VERSION)_amd64.deb ../mirror-agent_$(VERSION)_amd64.buildinfo ../mirror-agent_$(VERSION)_amd64.changes dist/
+	rm -f debian
+	lintian --fail-on error $(DEB)
+
+deps-deb:
+	scripts/install-deps.sh deb
 
 deps-build:
 	scripts/install-deps.sh build

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, only those missing.
-# Usage: scripts/install-deps.sh build|test
+# Usage: scripts/install-deps.sh build|test|deb|e2e
 set -euo pipefail
 build=(libyaml-dev libsystemd-dev pkg-config)
-test=(containerd skopeo docker-registry openssl python3 iproute2)
+test=(containerd skopeo docker-registry openssl python3 iproute2 curl)
+deb=(debhelper dpkg-dev lintian)
+e2e=(debootstrap systemd-container)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${test[@]}") ;;
-  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+  deb) want=("${build[@]}" "${deb[@]}") ;;
+  e2e) want=("${build[@]}" "${test[@]}" "${deb[@]}" "${e2e[@]}") ;;
+  *) echo "usage: $0 build|test|deb|e2e" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${want[@]}"; do

@@ -40,6 +40,7 @@ public struct ManagedFiles: Sendable {
     }
 
     public static let manifestName = "manifest.json"
+    public static let ownedFilesName = "owned-files"
 
     /// What applying did (or, for a dry run, would do).
     public struct Outcome: Sendable, Equatable {
@@ -188,6 +189,9 @@ public struct ManagedFiles: Sendable {
         data.append(0x0A)
         do {
             try writer.write(Array(data), base: stateDirectory, relative: Self.manifestName, mode: 0o644)
+            // The same list, one path a line, for the package's purge script (no JSON in sh).
+            let list = manifest.files.map { $0.path + "\n" }.joined()
+            try writer.write(Array(list.utf8), base: stateDirectory, relative: Self.ownedFilesName, mode: 0o644)
             return true
         } catch {
             outcome.failures.append("ownership manifest: \(error.description)")

@@ -52,3 +52,26 @@ final class SettingsTests: XCTestCase {
         XCTAssertNil(Duration.parse(""))
     }
 }
+
+/// The shipped agent.yaml documents every default: uncommented, it must parse to exactly the
+/// built-in defaults (and commented, as shipped, too).
+final class ShippedSettingsTests: XCTestCase {
+    func testShippedFileStatesTheDefaults() throws {
+        let shipped = try String(contentsOfFile: repositoryRoot + "/packaging/agent.yaml", encoding: .utf8)
+        let asShipped = AgentSettings.parse(Array(shipped.utf8), file: "agent.yaml")
+        XCTAssertEqual(asShipped.1.items, [])
+        XCTAssertEqual(asShipped.0, AgentSettings())
+        // "#key:" and "#  key:" lines are settings; "# text" lines are prose.
+        let uncommented = shipped.split(separator: "\n", omittingEmptySubsequences: false).map { line -> Substring in
+            if line.hasPrefix("#"), let next = line.dropFirst().first, next != " " { return line.dropFirst() }
+            if line.hasPrefix("#  ") { return line.dropFirst() }
+            return line
+        }.joined(separator: "\n")
+        let (settings, diagnostics) = AgentSettings.parse(Array(uncommented.utf8), file: "agent.yaml")
+        XCTAssertEqual(diagnostics.items, [], uncommented)
+        var expected = AgentSettings()
+        expected.runtimes = .auto
+        XCTAssertEqual(settings, expected)
+        XCTAssertTrue(uncommented.contains("\nruntimes: auto"), "the defaults really were uncommented")
+    }
+}

@@ -4,7 +4,7 @@ SWIFT ?= swift
 BIN := .build/debug/mirror-agent
 DEMO_ROOT ?= $(CURDIR)/.cache/demo-root
 
-.PHONY: demo test build unit integration deb e2e deps-build deps-test deps-deb clean
+.PHONY: demo test build unit integration deb e2e deps-build deps-test deps-deb deps-e2e clean
 VERSION := $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
 DEB := dist/mirror-agent_$(VERSION)_amd64.deb
 
@@ -16,10 +16,13 @@ demo: deps-build build
 	cp examples/*.yaml $(DEMO_ROOT)/etc/mirror-agent/mirrors.d/
 	$(BIN) apply --root $(DEMO_ROOT) --dry-run --diff
 
-## test: unit tests, then the integration suite against real containerd, skopeo and registries on loopback.
-test: deps-test build
+## test: unit tests; the integration suite (real containerd, skopeo, registries on loopback);
+## then the .deb installed in a booted Debian with systemd (the e2e suite).
+test: deps-e2e build
 	$(SWIFT) test
 	bash tests/integration/run.sh $(BIN)
+	$(MAKE) deb
+	bash tests/e2e/run.sh $(DEB)
 
 build:
 	$(SWIFT) build
@@ -41,6 +44,14 @@ deb: deps-deb
 
 deps-deb:
 	scripts/install-deps.sh deb
+
+## e2e: the .deb installed in a booted Debian (systemd-nspawn), against a loopback registry.
+e2e: deps-e2e
+	@test -f $(DEB) || $(MAKE) deb
+	bash tests/e2e/run.sh $(DEB)
+
+deps-e2e:
+	scripts/install-deps.sh e2e
 
 deps-build:
 	scripts/install-deps.sh build

@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C libraries come from the system (Debian's -dev packages), never vendored.
@@ -42,7 +43,10 @@ let package = Package(
             dependencies: ["DesiredState", "Diagnostics", .product(name: "TOMLKit", package: "TOMLKit")]
         ),
         // Mirror health probes.
-        .target(name: "HealthProbe", dependencies: ["DesiredState"]),
+        .target(
+            name: "HealthProbe",
+            dependencies: ["DesiredState", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
         // The thin command-line and daemon layer.
         .executableTarget(
             name: "NodeAgent",

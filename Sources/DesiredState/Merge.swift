@@ -6,19 +6,26 @@ import Diagnostics
 /// - Declarations for the same source merge their mirror lists. Each declaration's own order is
 ///   kept; where declarations leave the order open, mirrors are ordered by a topological sort
 ///   with a lexical tie-break (as OpenShift's runtime-utils does), so the result does not depend on
-///   which file or entry came first. Orders that contradict each other are an error.
+///   which file or entry came first. The source itself is the implied last entry of every list.
+///   Orders that contradict each other are resolved as runtime-utils does (lexically), with a
+///   warning.
 /// - The same mirror declared twice is one mirror: a digest-only and a tag-only declaration give
 ///   `all`, capabilities are joined, and TLS settings or headers that differ are an error.
 /// - Different `mirrorSourcePolicy` values for one source are an error naming both places (an
 ///   omitted policy means AllowContactingSource).
 /// - NeverContactSource for a source that is also one of its own mirrors is an error.
-/// - An OpenShift set whose only mirror is its source is ignored.
+/// - An OpenShift set whose only mirror is its source, or that has no mirrors, is ignored (with
+///   its policy).
 enum Merger {
     static func merge(_ declarations: [RegistryDeclaration], into diagnostics: inout DiagnosticList) -> [Registry] {
         var groups: [RegistrySource: [RegistryDeclaration]] = [:]
         for declaration in declarations {
             if declaration.isOpenShift, declaration.mirrors.count == 1, isSource(declaration.mirrors[0], of: declaration.source) {
                 diagnostics.warning("ignored: the only mirror of \(declaration.source) is the source itself", at: declaration.location)
+                continue
+            }
+            if declaration.isOpenShift, declaration.mirrors.isEmpty {
+                diagnostics.warning("ignored: \(declaration.source) has no mirrors (its policy is ignored too, as OpenShift does)", at: declaration.location)
                 continue
             }
             groups[declaration.source, default: []].append(declaration)
@@ -45,66 +52,92 @@ enum Merger {
             failed = true
         }
 
-        // The mirrors: one node per identity, edges from each declaration's order.
-        var byIdentity: [String: MirrorEndpoint] = [:]
+        // NeverContactSource with the source among its own mirrors, per declaration (as the
+        // machine-config-operator checks it).
+        for declaration in group where declaration.policy == .neverContactSource {
+            if let own = declaration.mirrors.first(where: { isSource($0, of: source) }) {
+                diagnostics.error(
+                    "source \(source) is NeverContactSource but is also listed as its own mirror (at \(own.origins.map(\.description).joined(separator: ", ")))",
+                    at: declaration.policyLocation ?? declaration.location)
+                failed = true
+            }
+        }
+
+        // The mirrors: one node per mirror, plus the source itself, which every declaration
+        // implies after its last mirror. Edges follow each declaration's order.
+        let sourceKey = sourceNodeKey(source)
+        var byKey: [String: MirrorEndpoint] = [:]
         var edges: [String: Set<String>] = [:]
         var indegree: [String: Int] = [:]
+        func addEdge(_ from: String, _ to: String) {
+            guard from != to, !(edges[from]?.contains(to) ?? false) else { return }
+            edges[from, default: []].insert(to)
+            indegree[to, default: 0] += 1
+        }
         for declaration in group {
             var previous: String?
             var seenHere = Set<String>()
             for mirror in declaration.mirrors {
-                let id = mirror.identity
-                if seenHere.contains(id) {
+                let key = isSource(mirror, of: source) ? sourceKey! : sortKey(mirror)
+                if seenHere.contains(key) {
                     diagnostics.warning("mirror \(mirror.displayURL) is listed twice for \(source); the later entry is ignored", at: mirror.origins.first)
                     continue
                 }
-                seenHere.insert(id)
-                if let existing = byIdentity[id] {
+                seenHere.insert(key)
+                if let existing = byKey[key] {
                     guard let joined = join(existing, mirror, source: source, into: &diagnostics) else {
                         failed = true
                         continue
                     }
-                    byIdentity[id] = joined
+                    byKey[key] = joined
                 } else {
-                    byIdentity[id] = mirror
-                    indegree[id] = 0
+                    byKey[key] = mirror
+                    indegree[key, default: 0] += 0
                 }
-                if let previous, !(edges[previous]?.contains(id) ?? false) {
-                    edges[previous, default: []].insert(id)
-                    indegree[id, default: 0] += 1
-                }
-                previous = id
+                if let previous { addEdge(previous, key) }
+                previous = key
+            }
+            if let previous, let sourceKey {
+                indegree[sourceKey, default: 0] += 0
+                addEdge(previous, sourceKey)
             }
         }
+        // Kahn's algorithm as OpenShift's runtime-utils runs it: a FIFO queue that starts with
+        // the free nodes in lexical order; each batch a node frees joins the back, sorted; a cycle
+        // is broken by taking the lexically smallest unused node.
+        let allNodes = indegree.keys.sorted()
+        var queue = allNodes.filter { indegree[$0] == 0 }
+        var used = Set<String>()
         var order: [String] = []
-        var ready = indegree.filter { $0.value == 0 }.map(\.key).sorted()
-        while !ready.isEmpty {
-            let next = ready.removeFirst()
-            order.append(next)
-            for target in edges[next, default: []] {
-                indegree[target]! -= 1
-                if indegree[target] == 0 {
-                    let index = ready.firstIndex(where: { $0 > target }) ?? ready.endIndex
-                    ready.insert(target, at: index)
-                }
+        var cycleBreaks: [String] = []
+        var nextUnused = 0
+        while order.count < allNodes.count {
+            if queue.isEmpty {
+                while used.contains(allNodes[nextUnused]) { nextUnused += 1 }
+                cycleBreaks.append(allNodes[nextUnused])
+                queue.append(allNodes[nextUnused])
             }
+            let node = queue.removeFirst()
+            if used.contains(node) { continue }
+            used.insert(node)
+            order.append(node)
+            var freed: [String] = []
+            for target in edges[node, default: []] {
+                indegree[target]! -= 1
+                if indegree[target] == 0 && !used.contains(target) { freed.append(target) }
+            }
+            queue += freed.sorted()
         }
-        if order.count < byIdentity.count {
-            let stuck = byIdentity.keys.filter { !order.contains($0) }.sorted()
+        if !cycleBreaks.isEmpty {
             let places = group.map(\.location.description).joined(separator: ", ")
-            diagnostics.error(
-                "the mirror order for \(source) contradicts itself between declarations (\(stuck.map { byIdentity[$0]!.displayURL }.joined(separator: ", ")) are listed in opposite orders at \(places))",
+            diagnostics.warning(
+                "the mirror orders declared for \(source) contradict each other (at \(places)); resolved as OpenShift does, by lexical order where they conflict",
                 at: group.last!.location)
-            return nil
         }
-        let mirrors = order.map { byIdentity[$0]! }
+        // The source itself is the implicit last entry; listed anywhere else it stays a mirror.
+        if order.last == sourceKey { order.removeLast() }
+        let mirrors = order.compactMap { key in byKey[key] ?? (key == sourceKey ? sourceEndpoint(source) : nil) }
 
-        if policy == .neverContactSource, let own = mirrors.first(where: { isSource($0, of: source) }) {
-            diagnostics.error(
-                "source \(source) is NeverContactSource but is also listed as its own mirror (at \(own.origins.map(\.description).joined(separator: ", ")))",
-                at: policyPlace)
-            failed = true
-        }
         if policy == .neverContactSource, mirrors.isEmpty {
             diagnostics.error("source \(source) is NeverContactSource but has no mirror: nothing could be pulled from it", at: policyPlace)
             failed = true
@@ -145,6 +178,30 @@ enum Merger {
             }
         }
         return joined
+    }
+
+    /// How mirrors sort where declarations leave the order open: by location, as OpenShift
+    /// sorts its (scheme-less) mirror strings, then scheme.
+    static func sortKey(_ mirror: MirrorEndpoint) -> String {
+        mirror.host + mirror.path + (mirror.overridePath ? " override" : "") + " " + mirror.scheme.rawValue
+    }
+
+    /// The node that stands for the source itself in the ordering graph.
+    static func sourceNodeKey(_ source: RegistrySource) -> String? {
+        switch source {
+        case .host(let host): return host + " source"
+        case .repository(let host, let path): return host + "/" + path + " source"
+        case .everyRegistry, .wildcardDomain: return nil
+        }
+    }
+
+    /// The source as a mirror entry, for when declarations put it before other mirrors.
+    static func sourceEndpoint(_ source: RegistrySource) -> MirrorEndpoint? {
+        switch source {
+        case .host(let host): return MirrorEndpoint(scheme: .https, host: host)
+        case .repository(let host, let path): return MirrorEndpoint(scheme: .https, host: host, path: "/" + path)
+        case .everyRegistry, .wildcardDomain: return nil
+        }
     }
 
     /// Whether a mirror is the source itself (same host, same repository namespace).

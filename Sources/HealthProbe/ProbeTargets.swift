@@ -12,6 +12,12 @@ public struct ProbeTarget: Sendable, Equatable {
 }
 
 public enum ProbeTargets {
+    /// The URL a mirror is probed at: its registry API root plus `/`.
+    public static func url(of mirror: MirrorEndpoint) -> String {
+        let root = mirror.overridePath ? mirror.path : "/v2"
+        return "\(mirror.scheme.rawValue)://\(mirror.host)\(root)/"
+    }
+
     /// Every distinct endpoint of the model, in first-seen order. A mirror that keeps a source
     /// under a namespace (`/v2/ns`) is probed at its registry root (`/v2/`): the API answers
     /// there, not per namespace. An override path is probed as written.
@@ -20,8 +26,7 @@ public enum ProbeTargets {
         var index: [ProbeKey: Int] = [:]
         for registry in model.registries {
             for mirror in registry.mirrors {
-                let root = mirror.overridePath ? mirror.path : "/v2"
-                let url = "\(mirror.scheme.rawValue)://\(mirror.host)\(root)/"
+                let url = url(of: mirror)
                 let key = ProbeKey(url: url, tls: mirror.tls)
                 if let i = index[key] {
                     if !targets[i].registries.contains(registry.source.description) { targets[i].registries.append(registry.source.description) }

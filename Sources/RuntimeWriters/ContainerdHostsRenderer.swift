@@ -5,8 +5,14 @@ import Diagnostics
 public struct ContainerdFeatures: Sendable, Equatable {
     /// `dial_timeout` in hosts.toml: containerd 2.0.7+ and 2.1+ only.
     public var dialTimeout: Bool
+    /// An IPv6 literal in a `[host."..."]` header: 1.x reads hosts.toml with go-toml v1, which
+    /// takes a table header as raw text up to the first `]`, so `[::1]` breaks the whole file.
+    public var bracketedHostHeaders: Bool
 
-    public init(dialTimeout: Bool = false) { self.dialTimeout = dialTimeout }
+    public init(dialTimeout: Bool = false, bracketedHostHeaders: Bool = false) {
+        self.dialTimeout = dialTimeout
+        self.bracketedHostHeaders = bracketedHostHeaders
+    }
 
     /// From a version string such as "1.6.20" or "v2.1.3".
     public init(version: String?) {
@@ -16,7 +22,7 @@ public struct ContainerdFeatures: Sendable, Equatable {
         }
         let numbers = version.drop(while: { $0 == "v" }).split(separator: ".").prefix(3).map { Int($0.prefix(while: \.isNumber)) ?? 0 }
         let (major, minor, patch) = (numbers.first ?? 0, numbers.count > 1 ? numbers[1] : 0, numbers.count > 2 ? numbers[2] : 0)
-        self.init(dialTimeout: major > 2 || (major == 2 && (minor >= 1 || (minor == 0 && patch >= 7))))
+        self.init(dialTimeout: major > 2 || (major == 2 && (minor >= 1 || (minor == 0 && patch >= 7))), bracketedHostHeaders: major >= 2)
     }
 }
 
@@ -85,6 +91,20 @@ public struct ContainerdHostsRenderer: Sendable {
             if !registry.rewrites.isEmpty {
                 skip(registry, "containerd cannot rewrite repository paths (k3s rewrite); not widened to the whole registry", into: &result)
                 continue
+            }
+            var registry = registry
+            if !features.bracketedHostHeaders {
+                for mirror in registry.mirrors where mirror.host.hasPrefix("[") {
+                    result.warnings.append(
+                        .warning(
+                            "mirror \(mirror.displayURL) of \(registry.source) skipped for containerd: containerd 1.x (or an unknown version) cannot read an IPv6 address in a hosts.toml table header",
+                            at: mirror.origins.first))
+                }
+                registry.mirrors.removeAll { $0.host.hasPrefix("[") }
+                if registry.mirrors.isEmpty && registry.sourcePolicy == .neverContactSource {
+                    skip(registry, "its only mirrors are IPv6 addresses, which containerd 1.x cannot read in hosts.toml", into: &result)
+                    continue
+                }
             }
             for mirror in registry.mirrors where mirror.pullFrom == .tagOnly {
                 result.warnings.append(

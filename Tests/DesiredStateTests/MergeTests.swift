@@ -85,4 +85,30 @@ final class MergeTests: XCTestCase {
             try k3s.registry("docker.io").mirrors.map(\.displayURL),
             ["http://host.k3d.internal:6000", "https://mirror-a.corp.example:5000", "http://10.20.0.15:6000"])
     }
+
+    /// runtime-utils' own test "Source included in mirrors": the source listed inside a set
+    /// stays a mirror; only as the (implied) last entry is it the upstream.
+    func testSourceListedAmongMirrorsStaysWhereItIs() throws {
+        let text = idms("a", [("quay.io", ["z1.example", "quay.io", "y2.example"], nil), ("quay.io", ["quay.io", "y2.example", "x3.example"], nil)])
+        XCTAssertEqual(try mirrors(text, "quay.io"), ["z1.example", "quay.io", "y2.example", "x3.example"])
+    }
+
+    /// runtime-utils' topo.go tests: AB,BC,CD,DA -> ABCD (a cycle is broken at the lexically
+    /// smallest node) and AB,AC,AD -> ABCD.
+    func testCyclesAreBrokenLexicallyWithAWarning() throws {
+        let text = idms("a", [("quay.io", ["a.example", "b.example"], nil), ("quay.io", ["b.example", "c.example"], nil), ("quay.io", ["c.example", "d.example"], nil), ("quay.io", ["d.example", "a.example"], nil)])
+        let result = load(text: text)
+        XCTAssertTrue(result.isValid, "\(result.errorTexts)")
+        XCTAssertEqual(try result.registry("quay.io").mirrors.map(\.host), ["a.example", "b.example", "c.example", "d.example"])
+        XCTAssertTrue(result.diagnostics.warnings.contains { $0.message.contains("contradict each other") })
+        let fan = idms("a", [("quay.io", ["a.example", "b.example"], nil), ("quay.io", ["a.example", "c.example"], nil), ("quay.io", ["a.example", "d.example"], nil)])
+        XCTAssertEqual(try mirrors(fan, "quay.io"), ["a.example", "b.example", "c.example", "d.example"])
+    }
+
+    func testOpenShiftSetWithNoMirrorsIsIgnoredWithItsPolicy() throws {
+        let text = idms("a", [("quay.io", [], "NeverContactSource")]) + "---\n" + idms("b", [("quay.io", ["m.example"], nil)])
+        let result = load(text: text)
+        XCTAssertTrue(result.isValid, "\(result.errorTexts)")
+        XCTAssertEqual(try result.registry("quay.io").sourcePolicy, .allowContactingSource)
+    }
 }

@@ -22,7 +22,7 @@ final class TOMLRoundTripTests: XCTestCase {
 
     func testHostsTomlParsesBackToTheModel() throws {
         for policy in [SourcePolicy.allowContactingSource, .neverContactSource] {
-            let files = ContainerdHostsRenderer(hostsDirectory: "/h").render(model(policy: policy)).files
+            let files = ContainerdHostsRenderer(hostsDirectory: "/h", features: ContainerdFeatures(version: "2.1.0")).render(model(policy: policy)).files
             XCTAssertEqual(files.map(\.relativePath), ["docker.io/hosts.toml"])
             let table = try TOMLTable(string: files[0].contents)
             let hosts = try XCTUnwrap(table["host"]?.table)
@@ -97,6 +97,17 @@ final class TOMLRoundTripTests: XCTestCase {
         XCTAssertEqual(result.skipped.map(\.source), ["quay.io/org", "quay.io"])
         XCTAssertEqual(result.warnings.map { $0.location }, [place, place])
         XCTAssertTrue(result.warnings[0].description.hasPrefix("/etc/mirror-agent/mirrors.yaml:4:3: warning: quay.io/org skipped for containerd"))
+    }
+
+    func testIPv6MirrorsAreLeftOutForContainerd1() {
+        let model = MirrorModel(registries: [
+            Registry(source: .host("docker.io"), mirrors: [MirrorEndpoint(scheme: .http, host: "[::1]:5000"), MirrorEndpoint(scheme: .https, host: "m.example")])
+        ])
+        let old = ContainerdHostsRenderer(hostsDirectory: "/h", features: ContainerdFeatures(version: "1.6.20")).render(model)
+        XCTAssertFalse(old.files[0].contents.contains("[::1]"))
+        XCTAssertTrue(old.warnings[0].message.contains("cannot read an IPv6 address"))
+        let new = ContainerdHostsRenderer(hostsDirectory: "/h", features: ContainerdFeatures(version: "2.0.0")).render(model)
+        XCTAssertTrue(new.files[0].contents.contains("[host.\"http://[::1]:5000\"]"))
     }
 
     func testPortDirectoryIsTheOneContainerdLooksUpFirst() {

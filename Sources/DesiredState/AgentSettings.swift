@@ -56,6 +56,31 @@ public struct AgentSettings: Sendable, Equatable {
         public var file = "/run/mirror-agent/status.json"
     }
 
+    /// Mirror health probes (`GET <mirror>/v2/`).
+    public struct Probe: Sendable, Equatable {
+        public enum OnUnhealthy: String, Sendable, Equatable { case keep, demote }
+        public var enabled = true
+        /// A round every interval, plus up to `jitter` so nodes do not probe in step.
+        public var interval: Duration = .seconds(30)
+        public var jitter: Duration = .seconds(3)
+        public var connectTimeout: Duration = .seconds(2)
+        public var timeout: Duration = .seconds(5)
+        /// Probes in flight at once.
+        public var concurrency = 256
+        /// Down after this many failed rounds in a row, up again after this many good ones.
+        public var failureThreshold = 3
+        public var successThreshold = 2
+        /// `keep`: report only. `demote`: leave a down mirror out of the runtime files until it
+        /// is up again (never the last mirror of a NeverContactSource registry).
+        public var onUnhealthy: OnUnhealthy = .keep
+    }
+
+    /// Prometheus metrics as a node_exporter textfile.
+    public struct Metrics: Sendable, Equatable {
+        /// Written there (as mirror_agent.prom) when the directory exists.
+        public var directory = "/var/lib/prometheus/node-exporter"
+    }
+
     /// Settings that exist only for tests of failure handling. Never set them on a real host.
     public struct Testing: Sendable, Equatable {
         /// The config.toml fix also points containerd's `root` at an impossible place, so that
@@ -82,6 +107,8 @@ public struct AgentSettings: Sendable, Equatable {
     public var restart = Restart()
     public var daemon = Daemon()
     public var status = Status()
+    public var probe = Probe()
+    public var metrics = Metrics()
     public var testing = Testing()
     /// Where the agent keeps its ownership manifest and backups.
     public var stateDir = "/var/lib/mirror-agent"
@@ -89,7 +116,7 @@ public struct AgentSettings: Sendable, Equatable {
     public init() {}
 
     public static let path = "/etc/mirror-agent/agent.yaml"
-    static let topKeys = ["runtimes", "insecureRegistries", "adopt", "containerd", "crio", "stateDir", "restart", "daemon", "status", "testing"]
+    static let topKeys = ["runtimes", "insecureRegistries", "adopt", "containerd", "crio", "stateDir", "restart", "daemon", "status", "probe", "metrics", "testing"]
 
     /// Reads the settings file under `root`; a missing file means every default.
     public static func load(root: HostRoot) -> (AgentSettings, DiagnosticList) {
@@ -189,6 +216,32 @@ public struct AgentSettings: Sendable, Equatable {
                 st.reportUnknown(["file"], into: &diagnostics)
                 if let v = try absolutePath(st, "file") { settings.status.file = v }
             }
+            if let node = f.value("probe") {
+                let p = try FieldReader(node, "probe")
+                p.reportUnknown(
+                    ["enabled", "interval", "jitter", "connectTimeout", "timeout", "concurrency", "failureThreshold", "successThreshold", "onUnhealthy"],
+                    into: &diagnostics)
+                if let v = try p.bool("enabled") { settings.probe.enabled = v }
+                if let t = p.value("interval") { settings.probe.interval = try duration(t, "probe.interval") }
+                if let t = p.value("jitter") { settings.probe.jitter = try duration(t, "probe.jitter", allowZero: true) }
+                if let t = p.value("connectTimeout") { settings.probe.connectTimeout = try duration(t, "probe.connectTimeout") }
+                if let t = p.value("timeout") { settings.probe.timeout = try duration(t, "probe.timeout") }
+                if let n = p.value("concurrency") { settings.probe.concurrency = try count(n, "probe.concurrency", 1...4096) }
+                if let n = p.value("failureThreshold") { settings.probe.failureThreshold = try count(n, "probe.failureThreshold", 1...100) }
+                if let n = p.value("successThreshold") { settings.probe.successThreshold = try count(n, "probe.successThreshold", 1...100) }
+                if let node = p.value("onUnhealthy") {
+                    let text = try node.string("probe.onUnhealthy")
+                    guard let value = Probe.OnUnhealthy(rawValue: text) else {
+                        throw Diagnostic.error("probe.onUnhealthy \"\(text)\" is not keep or demote", at: node.location)
+                    }
+                    settings.probe.onUnhealthy = value
+                }
+            }
+            if let node = f.value("metrics") {
+                let m = try FieldReader(node, "metrics")
+                m.reportUnknown(["directory"], into: &diagnostics)
+                if let v = try absolutePath(m, "directory") { settings.metrics.directory = v }
+            }
             if let node = f.value("testing") {
                 let t = try FieldReader(node, "testing")
                 t.reportUnknown(["breakContainerdStart"], into: &diagnostics)
@@ -208,9 +261,17 @@ public struct AgentSettings: Sendable, Equatable {
         return policy
     }
 
-    static func duration(_ node: YAMLNode, _ what: String) throws(Diagnostic) -> Duration {
+    static func count(_ node: YAMLNode, _ what: String, _ range: ClosedRange<Int>) throws(Diagnostic) -> Int {
         let text = try node.string(what)
-        guard let value = Duration.parse(text), value > .zero else {
+        guard let value = Int(text), range.contains(value) else {
+            throw .error("\(what) must be a whole number from \(range.lowerBound) to \(range.upperBound), found \"\(text)\"", at: node.location)
+        }
+        return value
+    }
+
+    static func duration(_ node: YAMLNode, _ what: String, allowZero: Bool = false) throws(Diagnostic) -> Duration {
+        let text = try node.string(what)
+        guard let value = Duration.parse(text), value > .zero || (allowZero && value == .zero) else {
             throw .error("\(what) \"\(text)\" is not a duration such as 200ms, 2s or 1m30s", at: node.location)
         }
         return value

@@ -1,6 +1,7 @@
 import DesiredState
 import Diagnostics
 import Foundation
+import HealthProbe
 import RuntimeActions
 import RuntimeWriters
 
@@ -12,6 +13,8 @@ struct Reconciliation {
     var settings: AgentSettings
     var desiredPaths: [String] = []
     var dryRun = false
+    /// Probe URLs declared down; with `probe.onUnhealthy: demote` their mirrors are left out.
+    var down: Set<String> = []
 
     /// A runtime action that the files just written call for.
     enum PendingAction: Sendable, Equatable {
@@ -30,6 +33,7 @@ struct Reconciliation {
     struct Result {
         var diagnostics = DiagnosticList()
         var files: [String] = []
+        /// The desired model (what is probed), before any health-aware demotion.
         var model = MirrorModel()
         var plan = Reconciler.Plan()
         var outcome = ManagedFiles.Outcome()
@@ -69,8 +73,14 @@ struct Reconciliation {
         guard !result.invalid else { return result }
         result.model = loaded.model
 
+        var rendered = loaded.model
+        if settings.probe.onUnhealthy == .demote {
+            let (demoted, notes) = HealthFilter.demote(loaded.model, down: down)
+            rendered = demoted
+            result.notes += notes
+        }
         let reconciler = Reconciler(root: root, settings: settings, containerdFeatures: ContainerdFeatures(version: version))
-        result.plan = reconciler.plan(loaded.model, containerdHostsDirectory: result.prerequisites?.hostsDirectory)
+        result.plan = reconciler.plan(rendered, containerdHostsDirectory: result.prerequisites?.hostsDirectory)
         result.outcome = reconciler.apply(result.plan, dryRun: dryRun)
         if result.outcome.changes.contains(where: { $0.runtime == .containerd }) {
             result.notes.append("hosts.toml changes take effect on the next pull; containerd needs no restart for them")

@@ -12,7 +12,9 @@ source "$here/../integration/lib.sh"
 source "$here/nspawn.sh"
 harness_init
 cleanup() { e2e_shutdown; harness_cleanup; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # --- the mirror, on the host's loopback --------------------------------------------------------
 start_registry MIRROR

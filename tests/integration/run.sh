@@ -8,7 +8,7 @@ AGENT=$(realpath "${1:-$here/../../.build/debug/mirror-agent}")
 export AGENT
 source "$here/lib.sh"
 harness_init
-trap harness_cleanup EXIT INT TERM
+harness_trap
 for t in "$here"/test_*.sh; do
   echo "# $(basename "$t")"
   source "$t"

@@ -1,6 +1,7 @@
 import DesiredState
 import Diagnostics
 import Foundation
+import HealthProbe
 import RuntimeActions
 import RuntimeWriters
 
@@ -32,10 +33,18 @@ struct StatusReport: Codable, Equatable {
     var lastChanged: [String]
     var warnings: [String]
     var runtimes: [Runtime]
+    /// Per mirror endpoint: state, latency and last error of the probes.
+    var probes: [EndpointHealth] = []
 
     /// The one line systemd shows: `3 registries, 5 mirrors, containerd ok, crio reloaded 2m ago`.
     func statusLine(now: Date = Date()) -> String {
-        var parts = ["\(registries) registr\(registries == 1 ? "y" : "ies"), \(mirrors) mirror\(mirrors == 1 ? "" : "s")"]
+        var mirrorText = "\(mirrors) mirror\(mirrors == 1 ? "" : "s")"
+        let probed = probes.filter { $0.state != .unknown }
+        if !probed.isEmpty {
+            let up = probed.filter { $0.state == .up }.count
+            mirrorText += " (\(up) of \(probed.count) endpoint\(probed.count == 1 ? "" : "s") up)"
+        }
+        var parts = ["\(registries) registr\(registries == 1 ? "y" : "ies"), \(mirrorText)"]
         for runtime in runtimes {
             var text = "\(runtime.name) \(runtime.state)"
             if let action = runtime.lastAction, let time = runtime.lastActionTime, runtime.pending == nil {

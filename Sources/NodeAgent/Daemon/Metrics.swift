@@ -1,0 +1,61 @@
+import DesiredState
+import Foundation
+import HealthProbe
+import RuntimeActions
+import RuntimeWriters
+
+/// Prometheus metrics in the text exposition format, for node_exporter's textfile collector.
+struct MetricsTextfile {
+    var reconcileTotal: [String: Int] = [:]
+    var restartsTotal: [String: Int] = [:]  // "runtime\u{0}result"
+    var lastReconcile: Date?
+    var health: [EndpointHealth] = []
+
+    static let fileName = "mirror_agent.prom"
+
+    func render() -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        family("mirror_agent_mirror_up", "gauge", "Whether a mirror endpoint is up (1) or down (0), after hysteresis.")
+        for endpoint in health where endpoint.state != .unknown {
+            for registry in endpoint.registries {
+                out += "mirror_agent_mirror_up{registry=\(Self.label(registry)),endpoint=\(Self.label(endpoint.url))} \(endpoint.state == .up ? 1 : 0)\n"
+            }
+        }
+        family("mirror_agent_probe_duration_seconds", "gauge", "How long the last probe of a mirror endpoint took.")
+        for endpoint in health {
+            if let last = endpoint.last {
+                out += "mirror_agent_probe_duration_seconds{endpoint=\(Self.label(endpoint.url))} \(Self.number(last.latencySeconds))\n"
+            }
+        }
+        family("mirror_agent_reconcile_total", "counter", "Reconcile passes by result (ok, invalid, failed).")
+        for (result, count) in reconcileTotal.sorted(by: { $0.key < $1.key }) {
+            out += "mirror_agent_reconcile_total{result=\(Self.label(result))} \(count)\n"
+        }
+        family("mirror_agent_last_reconcile_timestamp_seconds", "gauge", "When the last reconcile pass ended (Unix time).")
+        if let lastReconcile { out += "mirror_agent_last_reconcile_timestamp_seconds \(Self.number(lastReconcile.timeIntervalSince1970))\n" }
+        family("mirror_agent_runtime_restarts_total", "counter", "Runtime restarts and reloads by runtime and result (done, rolled-back, failed, pending).")
+        for (key, count) in restartsTotal.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+            out += "mirror_agent_runtime_restarts_total{runtime=\(Self.label(parts[0])),result=\(Self.label(parts[1]))} \(count)\n"
+        }
+        return out
+    }
+
+    /// A label value, escaped as the text format wants (backslash, quote, newline).
+    static func label(_ value: String) -> String {
+        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n") + "\""
+    }
+
+    static func number(_ value: Double) -> String {
+        String(format: "%.6f", value)
+    }
+
+    /// Written atomically into `directory` when it exists (node_exporter reads whatever is there).
+    func write(directory: String, root: HostRoot) throws {
+        guard FileSystem.isDirectory(root.path(directory)) else { return }
+        try AtomicWriter(root: root).write(Array(render().utf8), base: directory, relative: Self.fileName, mode: 0o644)
+    }
+}

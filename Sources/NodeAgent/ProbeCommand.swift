@@ -1,0 +1,79 @@
+import ArgumentParser
+import DesiredState
+import Dispatch
+import Foundation
+import HealthProbe
+
+/// `mirror-agent probe`: one probe round now, over every mirror of the desired state.
+struct ProbeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "probe",
+        abstract: "Probe every mirror endpoint now (GET <mirror>/v2/) and print the results.",
+        discussion: "200 and 401 mean up. Uses each mirror's own TLS settings and probe.* from agent.yaml. Exit 0 when the round ran (see the table or --json for what is down), 2 on invalid desired state."
+    )
+
+    @OptionGroup var common: CommonOptions
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    struct Report: Encodable {
+        var endpoints: Int
+        var up: Int
+        var down: Int
+        var results: [ProbeResult]
+    }
+
+    func run() throws {
+        let root = common.hostRoot
+        let (settings, settingsDiagnostics) = AgentSettings.load(root: root)
+        let loaded = DesiredStateLoader.load(root: root, settings: settings)
+        if settingsDiagnostics.hasErrors || !loaded.isValid {
+            for d in (settingsDiagnostics.errors + loaded.diagnostics.errors) { FileHandleOutput.standardError(d.description) }
+            throw ExitCode(ExitStatus.invalidInput)
+        }
+        let targets = ProbeTargets.from(loaded.model)
+        let results = runBlocking { () async -> [ProbeResult] in
+            let prober = MirrorProber(settings: probeSettings(settings.probe))
+            let results = await prober.probe(targets)
+            await prober.shutdown()
+            return results
+        }
+        if json {
+            printJSON(Report(endpoints: results.count, up: results.filter(\.up).count, down: results.filter { !$0.up }.count, results: results))
+            return
+        }
+        if results.isEmpty {
+            print("no mirrors to probe")
+            return
+        }
+        let width = max(8, results.map(\.url.count).max() ?? 0)
+        print("ENDPOINT".padding(width + 2) + "STATE STATUS LATENCY  REGISTRIES / ERROR")
+        for r in results {
+            let status = r.status.map(String.init) ?? "-"
+            let latency = String(format: "%.0fms", r.latencySeconds * 1000)
+            print(r.url.padding(width + 2) + (r.up ? "up" : "down").padding(6) + status.padding(7) + latency.padding(9) + r.registries.joined(separator: ",") + (r.error.map { "  \($0)" } ?? ""))
+        }
+        print("\(results.filter(\.up).count) of \(results.count) up")
+    }
+}
+
+func probeSettings(_ probe: AgentSettings.Probe) -> ProbeSettings {
+    ProbeSettings(connectTimeout: probe.connectTimeout, timeout: probe.timeout, concurrency: probe.concurrency)
+}
+
+/// Runs async work from the synchronous command line and waits for it.
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        box.value = await body()
+        done.signal()
+    }
+    done.wait()
+    return box.value!
+}
+
+/// A value handed from a task to a waiting thread (guarded by the semaphore's ordering).
+final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
+}

@@ -13,6 +13,10 @@ case "${1:-build}" in
   e2e) want=("${build[@]}" "${test[@]}" "${deb[@]}" "${e2e[@]}") ;;
   *) echo "usage: $0 build|test|deb|e2e" >&2; exit 2 ;;
 esac
+# Prometheus' own text-format parser checks the metrics file in the tests.
+if [ "${1:-build}" != build ] && [ "${1:-build}" != deb ] && ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  python3 -m pip install -q prometheus_client
+fi
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -30,6 +30,16 @@ public struct ProbeResult: Sendable, Equatable, Codable {
     /// Why it is down: "HTTP 500", "connection refused", "timed out after 5s", "TLS: ...".
     public var error: String?
     public var checkedAt: Date
+
+    public init(url: String, registries: [String], up: Bool, status: Int?, latencySeconds: Double, error: String?, checkedAt: Date) {
+        self.url = url
+        self.registries = registries
+        self.up = up
+        self.status = status
+        self.latencySeconds = latencySeconds
+        self.error = error
+        self.checkedAt = checkedAt
+    }
 }
 
 /// Probes mirror endpoints with `GET <api root>/` over async-http-client, each with its own TLS
@@ -92,7 +102,7 @@ public final class MirrorProber: Sendable {
             result.up = response.status.code == 200 || response.status.code == 401
             if !result.up { result.error = "HTTP \(response.status.code)" }
         } catch {
-            result.error = Self.reason(error, settings: settings)
+            result.error = Self.reason(error, settings: settings, https: target.url.hasPrefix("https://"))
         }
         let elapsed = ContinuousClock.now - start
         result.latencySeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -114,16 +124,21 @@ public final class MirrorProber: Sendable {
         return tls
     }
 
-    static func reason(_ error: Error, settings: ProbeSettings) -> String {
+    static func reason(_ error: Error, settings: ProbeSettings, https: Bool = false) -> String {
         if let error = error as? HTTPClientError {
             switch error {
             case .deadlineExceeded, .readTimeout: return "timed out after \(settings.timeout) (no answer)"
             case .connectTimeout: return "connect timed out after \(settings.connectTimeout)"
-            case .remoteConnectionClosed: return "connection closed by the mirror"
+            case .remoteConnectionClosed:
+                // Over TLS 1.3 a server that rejects the client's certificate (or its absence)
+                // closes the connection right after the handshake.
+                return https ? "TLS: the mirror closed the connection before answering (does it require a client certificate?)" : "connection closed by the mirror"
             default: break
             }
             if "\(error)".contains("deadline") || "\(error)".contains("Timeout") { return "timed out after \(settings.timeout)" }
         }
+        let described = "\(error)"
+        if described.contains("CERTIFICATE_VERIFY_FAILED") { return "TLS: certificate verify failed (is the mirror's CA configured?)" }
         if let error = error as? NIOSSLError { return "TLS: \(error)" }
         if let error = error as? BoringSSLError { return "TLS: \(error)" }
         let text = "\(error)"

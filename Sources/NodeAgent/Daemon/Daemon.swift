@@ -2,6 +2,7 @@ import CLinuxShim
 import DesiredState
 import Diagnostics
 import Foundation
+import HealthProbe
 import Logging
 import RuntimeActions
 import RuntimeWriters
@@ -37,8 +38,20 @@ final class Daemon {
     var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
     var outputDirectories: [String] = []
 
+    // Mirror health.
+    var prober: MirrorProber?
+    var tracker = HealthTracker()
+    var lastModel = MirrorModel()
+    var probeRound = 0
+    var probeInFlight: Int?
+    var probeTask: Task<Void, Never>?
+    let probeMailbox = ProbeMailbox()
+    var metrics = MetricsTextfile()
+
     // Event sources.
     let signals: Int32
+    let probeTimer: Int32
+    let probeDone: (read: Int32, write: Int32)
     let debounceTimer: Int32
     let restartTimer: Int32
     let watchdogTimer: Int32
@@ -56,7 +69,16 @@ final class Daemon {
         restartTimer = msa_timerfd_open()
         watchdogTimer = msa_timerfd_open()
         statusTimer = msa_timerfd_open()
-        guard signals >= 0, debounceTimer >= 0, restartTimer >= 0, watchdogTimer >= 0, statusTimer >= 0 else {
+        probeTimer = msa_timerfd_open()
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
+        for end in ends {
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        }
+        probeDone = (ends[0], ends[1])
+        tracker = HealthTracker(failureThreshold: settings.probe.failureThreshold, successThreshold: settings.probe.successThreshold)
+        guard signals >= 0, debounceTimer >= 0, restartTimer >= 0, watchdogTimer >= 0, statusTimer >= 0, probeTimer >= 0 else {
             throw RuntimeError("cannot set up signalfd/timerfd: \(String(cString: strerror(errno)))")
         }
     }
@@ -72,8 +94,12 @@ final class Daemon {
         notifier.ready(status: status?.statusLine() ?? "started")
         armWatchdog()
         _ = msa_timerfd_arm(statusTimer, 30_000_000_000, 30_000_000_000)
+        startProbeRound()
+        defer { stopProbes() }
 
-        var fds = [watcher.fd, signals, debounceTimer, restartTimer, watchdogTimer, statusTimer].map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        var fds = [watcher.fd, signals, debounceTimer, restartTimer, watchdogTimer, statusTimer, probeTimer, probeDone.read].map {
+            pollfd(fd: $0, events: Int16(POLLIN), revents: 0)
+        }
         while true {
             for i in fds.indices { fds[i].revents = 0 }
             let n = poll(&fds, nfds_t(fds.count), -1)
@@ -96,7 +122,79 @@ final class Daemon {
             if fds[3].revents != 0, msa_timerfd_read(restartTimer) > 0 { performPendingActions() }
             if fds[4].revents != 0, msa_timerfd_read(watchdogTimer) > 0 { notifier.watchdog() }
             if fds[5].revents != 0, msa_timerfd_read(statusTimer) > 0, let status { notifier.status(status.statusLine()) }
+            if fds[6].revents != 0, msa_timerfd_read(probeTimer) > 0 { startProbeRound() }
+            if fds[7].revents != 0 { probeRoundFinished() }
         }
+    }
+
+    // MARK: - Mirror health
+
+    /// Starts a probe round in a task owned by the daemon; its end is signalled through a pipe
+    /// so the results are handled here, in the loop.
+    private func startProbeRound() {
+        guard settings.probe.enabled, probeInFlight == nil else { return }
+        let targets = ProbeTargets.from(lastModel)
+        guard !targets.isEmpty else {
+            scheduleNextProbe()
+            return
+        }
+        if prober == nil { prober = MirrorProber(settings: probeSettings(settings.probe)) }
+        let prober = prober!
+        probeRound += 1
+        let round = probeRound
+        probeInFlight = round
+        let mailbox = probeMailbox
+        let wake = probeDone.write
+        probeTask = Task {
+            let results = await prober.probe(targets)
+            mailbox.put(round: round, results)
+            var byte: UInt8 = 1
+            _ = write(wake, &byte, 1)
+        }
+    }
+
+    private func probeRoundFinished() {
+        var byte: UInt8 = 0
+        while read(probeDone.read, &byte, 1) > 0 {}
+        probeInFlight = nil
+        probeTask = nil
+        guard let (round, results) = probeMailbox.take(), round == probeRound else { return scheduleNextProbe() }
+        let downBefore = tracker.down
+        for transition in tracker.record(results) {
+            let metadata: Logger.Metadata = ["registry": "\(transition.registries.first ?? "")", "endpoint": "\(transition.url)"]
+            switch transition.to {
+            case .down:
+                logger.warning(
+                    "mirror \(transition.url) is down (\(transition.reason ?? "no answer")) after \(settings.probe.failureThreshold) failed probes; serves \(transition.registries.joined(separator: ", "))",
+                    metadata: metadata)
+            case .up:
+                logger.notice("mirror \(transition.url) is up again; serves \(transition.registries.joined(separator: ", "))", metadata: metadata)
+            case .unknown:
+                break
+            }
+        }
+        if settings.probe.onUnhealthy == .demote && tracker.down != downBefore {
+            handleFileEvents(ownWrites: reconcile(reason: "mirror health changed"))
+        } else if var report = status {
+            report.probes = tracker.sorted
+            publish(report)
+        }
+        scheduleNextProbe()
+    }
+
+    private func scheduleNextProbe() {
+        guard settings.probe.enabled else { return }
+        let jitter = settings.probe.jitter > .zero ? Double.random(in: 0...1) * Double(nanoseconds(settings.probe.jitter)) : 0
+        _ = msa_timerfd_arm(probeTimer, nanoseconds(settings.probe.interval) + UInt64(jitter), 0)
+    }
+
+    private func stopProbes() {
+        probeTask?.cancel()
+        if let prober {
+            // async-http-client wants an orderly shutdown before it goes away.
+            runBlocking { await prober.shutdown() }
+        }
+        prober = nil
     }
 
     // MARK: - Events
@@ -154,9 +252,18 @@ final class Daemon {
             for d in diagnostics.errors { logger.error("\(d.description)", metadata: ["file": "\(d.location?.file ?? "")"]) }
             logger.error("agent.yaml is invalid; the previous settings stay in force")
         } else {
+            let probeChanged = fresh.probe != settings.probe
             settings = fresh
             logger.info("agent.yaml re-read")
             armWatchdog()
+            if probeChanged {
+                // New probe settings: a new client and fresh hysteresis; the round in flight is dropped.
+                stopProbes()
+                probeInFlight = nil
+                probeRound += 1
+                tracker = HealthTracker(failureThreshold: settings.probe.failureThreshold, successThreshold: settings.probe.successThreshold)
+                _ = msa_timerfd_arm(probeTimer, settings.probe.enabled ? 1_000_000 : 0, 0)
+            }
         }
         handleFileEvents(ownWrites: reconcile(reason: "reload"))
         notifier.ready(status: status?.statusLine() ?? "reloaded")
@@ -168,8 +275,10 @@ final class Daemon {
     @discardableResult
     private func reconcile(reason: String) -> [String] {
         generation += 1
-        let reconciliation = Reconciliation(root: root, settings: settings)
+        let down = settings.probe.onUnhealthy == .demote ? tracker.down : []
+        let reconciliation = Reconciliation(root: root, settings: settings, down: down)
         let result = reconciliation.run()
+        metrics.lastReconcile = Date()
         let now = Date()
         var report = StatusReport(
             pid: getpid(), generation: generation, result: "ok", lastReconcile: now, lastSuccess: status?.lastSuccess, error: nil,
@@ -190,9 +299,11 @@ final class Daemon {
                 report.desiredFiles = previous.desiredFiles
             }
             report.runtimes = status?.runtimes ?? []
+            metrics.reconcileTotal["invalid", default: 0] += 1
             publish(report)
             return []
         }
+        lastModel = result.model
 
         let changes = result.outcome.changes + result.configChanges
         for change in changes {
@@ -227,6 +338,7 @@ final class Daemon {
         }
 
         report.result = result.outcome.failures.isEmpty ? "ok" : "failed"
+        metrics.reconcileTotal[report.result, default: 0] += 1
         report.error = result.outcome.failures.first
         if report.result == "ok" { report.lastSuccess = now }
         report.lastChanged = changes.map { root.path($0.path) }
@@ -286,6 +398,7 @@ final class Daemon {
         for report in reports {
             let runtime = report.unit.hasPrefix("containerd") ? "containerd" : "crio"
             runtimeHistory[runtime] = (report, Date())
+            metrics.restartsTotal["\(runtime)\u{0}\(report.result.rawValue)", default: 0] += 1
             let metadata: Logger.Metadata = ["runtime": "\(runtime)", "unit": "\(report.unit)"]
             switch report.result {
             case .done: logger.notice("\(report.message)", metadata: metadata)
@@ -309,6 +422,8 @@ final class Daemon {
     }
 
     private func publish(_ report: StatusReport) {
+        var report = report
+        report.probes = tracker.sorted
         status = report
         do {
             try report.write(to: settings.status.file, root: root)
@@ -316,6 +431,12 @@ final class Daemon {
             logger.error("cannot write the status file \(root.path(settings.status.file)): \(error)")
         }
         notifier.status(report.statusLine())
+        metrics.health = tracker.sorted
+        do {
+            try metrics.write(directory: settings.metrics.directory, root: root)
+        } catch {
+            logger.error("cannot write metrics into \(root.path(settings.metrics.directory)): \(error)")
+        }
     }
 
     private func armWatchdog() {
@@ -333,3 +454,23 @@ final class Daemon {
 }
 
 let AtomicWriterTemporaryPrefix = ".mirror-agent-tmp-"
+
+/// Probe results handed from the probing task to the loop.
+final class ProbeMailbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var box: (Int, [ProbeResult])?
+
+    func put(round: Int, _ results: [ProbeResult]) {
+        lock.lock()
+        box = (round, results)
+        lock.unlock()
+    }
+
+    func take() -> (Int, [ProbeResult])? {
+        lock.lock()
+        defer { lock.unlock() }
+        let value = box
+        box = nil
+        return value
+    }
+}

@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // C libraries come from the system (Debian's -dev packages), never vendored.
@@ -64,7 +65,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RuntimeWritersTests",
-            dependencies: ["RuntimeWriters", "DesiredState", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: [
+                "RuntimeWriters", "DesiredState", .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             exclude: ["Golden"]
         ),
         .testTarget(name: "HealthProbeTests", dependencies: ["HealthProbe", "DesiredState"]),

@@ -145,9 +145,13 @@ public struct AtomicWriter: Sendable {
             walked.append(component)
             var next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if next < 0 && errno == ENOENT && create {
-                if mkdirat(fd, component, 0o755) == 0 || errno == EEXIST {
+                if mkdirat(fd, component, 0o755) == 0 {
                     created.append(walked.joined(separator: "/"))
                     fsync(fd)
+                } else if errno != EEXIST {
+                    let error = WriteError(path: basePath + "/" + walked.joined(separator: "/"), message: "cannot create directory: \(String(cString: strerror(errno)))")
+                    close(fd)
+                    throw error
                 }
                 next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }

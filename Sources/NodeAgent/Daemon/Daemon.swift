@@ -58,6 +58,9 @@ final class Daemon {
     let statusTimer: Int32
     var desiredChanged = false
     var outputChanged: Set<String> = []
+    /// After a pass that could not write everything (disk full, read-only /etc...), the next
+    /// try comes after this long, doubling up to a minute.
+    var retryDelay: Duration?
 
     init(root: HostRoot, settings: AgentSettings, logger: Logger) throws(RuntimeError) {
         self.root = root
@@ -339,6 +342,16 @@ final class Daemon {
 
         report.result = result.outcome.failures.isEmpty ? "ok" : "failed"
         metrics.reconcileTotal[report.result, default: 0] += 1
+        if report.result == "failed" {
+            // Retry with backoff: nothing else may change to wake us up.
+            let delay = min((retryDelay ?? .milliseconds(500)) * 2, .seconds(60))
+            retryDelay = delay
+            desiredChanged = true
+            logger.error("could not put everything in force; retrying in \(delay)")
+            _ = msa_timerfd_arm(debounceTimer, nanoseconds(delay), 0)
+        } else {
+            retryDelay = nil
+        }
         report.error = result.outcome.failures.first
         if report.result == "ok" { report.lastSuccess = now }
         report.lastChanged = changes.map { root.path($0.path) }

@@ -4,7 +4,7 @@ SWIFT ?= swift
 BIN := .build/debug/mirror-agent
 DEMO_ROOT ?= $(CURDIR)/.cache/demo-root
 
-.PHONY: demo test build unit integration deb e2e deps-build deps-test deps-deb deps-e2e clean
+.PHONY: demo test build unit integration deb e2e reliability fuzz crash bench deps-build deps-test deps-deb deps-e2e clean
 VERSION := $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
 DEB := dist/mirror-agent_$(VERSION)_amd64.deb
 
@@ -52,6 +52,21 @@ e2e: deps-e2e
 
 deps-e2e:
 	scripts/install-deps.sh e2e
+
+## reliability: R1 fuzzing (libFuzzer, 50,000 inputs) and R2 crash consistency (200 kill -9 rounds).
+reliability: fuzz crash
+
+fuzz: deps-build
+	bash fuzz/build-and-run.sh 50000
+
+crash: deps-build
+	$(SWIFT) build -c release --product mirror-agent
+	bash tests/reliability/crash.sh .build/release/mirror-agent 200
+
+## bench: B1-B5 against a release build, one table with same-run baselines.
+bench: deps-test
+	$(SWIFT) build -c release --product mirror-agent
+	python3 bench/bench.py .build/release/mirror-agent
 
 deps-build:
 	scripts/install-deps.sh build

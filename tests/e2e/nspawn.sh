@@ -49,7 +49,7 @@
 # mirror-agent's .deb depends on, so `apt install ./mirror-agent.deb` inside needs no network.
 : "${E2E_PACKAGES:=systemd,systemd-sysv,dbus,containerd,ca-certificates,libsystemd0,libyaml-0-2,libstdc++6,procps}"
 # Bump when the cache-building steps below change, so old tarballs are not reused.
-E2E_RECIPE_VERSION=2
+E2E_RECIPE_VERSION=3
 # State of the booted machine (kept if the file is sourced again).
 : "${E2E_ROOT:=}" "${E2E_NSPAWN_PID:=}" "${E2E_INIT_PID:=}" "${E2E_MACHINE_LOG:=}"
 : "${E2E_MACHINE:=}" "${E2E_INIT_START:=}" "${E2E_CGROUPS:=}"
@@ -132,6 +132,7 @@ _e2e_build_cache() {
   # Leftovers of an interrupted build (under the lock, so nobody else is building).
   rm -rf "$E2E_CACHE"/build.* "$E2E_CACHE"/*.tar.tmp
   build=$(mktemp -d "$E2E_CACHE/build.XXXXXX") || { exec {fd}>&-; return 1; }
+  chmod 755 "$build"   # mktemp -d makes it 0700; as the root's "/" that locks out dbus & co.
   log="$E2E_CACHE/debootstrap.log"
   mirror=$(e2e_mirror)
   t0=$(_e2e_now)
@@ -179,6 +180,7 @@ e2e_prepare_root() {
   if ! tar --numeric-owner --xattrs --xattrs-include='*' --acls -C "$dest" -xpf "$tarball"; then
     _e2e_log "cannot unpack $tarball into $dest"; return 1
   fi
+  chmod 755 "$dest"
   echo "$E2E_HOSTNAME" > "$dest/etc/hostname"
   printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$E2E_HOSTNAME" \
     > "$dest/etc/hosts"
@@ -216,7 +218,12 @@ _e2e_init_alive() {
     && [ "$(_e2e_proc_start "$E2E_INIT_PID")" = "${E2E_INIT_START:-}" ]
 }
 
-_e2e_nspawn_alive() { [ -n "${E2E_NSPAWN_PID:-}" ] && kill -0 "$E2E_NSPAWN_PID" 2>/dev/null; }
+# _e2e_nspawn_alive: true while nspawn runs (a zombie, not yet reaped by its parent, counts as
+# gone: kill -0 would still succeed on it).
+_e2e_nspawn_alive() {
+  [ -n "${E2E_NSPAWN_PID:-}" ] && kill -0 "$E2E_NSPAWN_PID" 2>/dev/null \
+    && [ "$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$E2E_NSPAWN_PID/stat" 2>/dev/null)" != Z ]
+}
 
 # e2e_boot [DEST]: boots DEST (default: $E2E_ROOT from e2e_prepare_root) with systemd-nspawn in
 # the background, the console going to $E2E_MACHINE_LOG (DEST.console.log). Exports

@@ -114,9 +114,17 @@ Description: dummy with mirror-agent's dependencies
 CONTROL
 dpkg-deb --root-owner-group --build "$ST_TMP/pkg" "$deb" >/dev/null
 e2e_copy_in "$deb" /root/
-check "apt-get install ./dummy.deb works offline (--no-download)" \
-  e2e_exec apt-get install -y -q --no-download /root/e2e-dummy.deb
+# Offline: any download would have to go through a proxy on the discard port, and fail.
+check "apt-get install ./dummy.deb works offline (no download needed)" \
+  e2e_exec apt-get install -y -q -o Acquire::http::Proxy=http://127.0.0.1:9 -o Acquire::https::Proxy=http://127.0.0.1:9 \
+  -o Acquire::Retries=0 /root/e2e-dummy.deb
 check "dpkg has it" e2e_exec dpkg -s e2e-dummy
+# The control: a dependency that is not in the root would need a download, which fails.
+sed -i 's/^Package: .*/Package: e2e-dummy-needs-net/; s/^Depends: .*/Depends: jq/' "$ST_TMP/pkg/DEBIAN/control"
+dpkg-deb --root-owner-group --build "$ST_TMP/pkg" "$ST_TMP/e2e-dummy-needs-net.deb" >/dev/null
+e2e_copy_in "$ST_TMP/e2e-dummy-needs-net.deb" /root/
+check "(control) a .deb whose dependency is missing is refused offline" \
+  bash -c "source '$here/nspawn.sh'; ! e2e_exec apt-get install -y -q -o Acquire::http::Proxy=http://127.0.0.1:9 -o Acquire::https::Proxy=http://127.0.0.1:9 -o Acquire::Retries=0 /root/e2e-dummy-needs-net.deb"
 
 # --- the host's loopback from inside ---------------------------------------------------------------
 if command -v python3 >/dev/null 2>&1; then
@@ -135,7 +143,7 @@ PY
 fi
 
 # --- shutdown -------------------------------------------------------------------------------------
-nspawn_pid=$E2E_NSPAWN_PID init_pid=$E2E_INIT_PID cgroups=$E2E_CGROUPS
+nspawn_pid=$E2E_NSPAWN_PID init_pid=$E2E_INIT_PID cgroups=$(echo $E2E_CGROUPS)
 t=$EPOCHREALTIME
 e2e_shutdown
 echo "# shutdown: $(elapsed "$t")s"

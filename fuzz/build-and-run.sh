@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# R1: builds the libFuzzer target over the desired-state parser, validator and renderers (with
+# AddressSanitizer) and runs it seeded from examples/ and the broken-input corpus.
+# Usage: fuzz/build-and-run.sh [runs]   (default 20000). Crashers land in fuzz/crashers/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-20000}
+SCRATCH=.build-fuzz
+# SwiftPM cannot link an executable with -sanitize=fuzzer (it renames main): build the libraries
+# instrumented, then link the entry point against their objects with swiftc.
+swift build --scratch-path "$SCRATCH" --target RuntimeWriters -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library >/dev/null
+objects=$(find -L "$SCRATCH/debug/" \( -path '*/Diagnostics.build/*.o' -o -path '*/MarkedYAML.build/*.o' -o -path '*/DesiredState.build/*.o' -o -path '*/RuntimeWriters.build/*.o' -o -path '*/TOMLKit.build/*.o' -o -path '*/CTOML.build/*.o' \))
+swiftc -sanitize=fuzzer,address -parse-as-library fuzz/FuzzDesiredState.swift \
+  -I "$SCRATCH/debug/Modules" -Xcc -fmodule-map-file=Sources/CYAML/module.modulemap \
+  -Xcc -I"$SCRATCH/checkouts/TOMLKit/Sources/CTOML/include" \
+  $objects -lyaml -lstdc++ -o "$SCRATCH/fuzz-desired-state"
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+cp examples/*.yaml Tests/DesiredStateTests/Fixtures/broken/*.yaml "$corpus/"
+[ -d fuzz/crashers ] && cp fuzz/crashers/* "$corpus/" 2>/dev/null || true
+mkdir -p fuzz/crashers
+"$SCRATCH/fuzz-desired-state" -runs="$RUNS" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+  -artifact_prefix=fuzz/crashers/ -print_final_stats=1 "$corpus" 2>&1 | tail -15

@@ -85,7 +85,7 @@ public enum DesiredStateLoader {
         var users: [String: (location: SourceLocation?, names: [String])] = [:]
         var order: [String] = []
         func note(_ tls: TLSSettings, _ name: String, _ location: SourceLocation?) {
-            for path in tls.caFiles + [tls.clientCertificate, tls.clientKey].compactMap({ $0 }) where !FileSystem.exists(root.path(path)) {
+            for path in tls.caFiles + [tls.clientCertificate, tls.clientKey].compactMap({ $0 }) where path.hasPrefix("/") && !FileSystem.exists(root.path(path)) {
                 if users[path] == nil { order.append(path) }
                 users[path, default: (location, [])].names.append(name)
             }

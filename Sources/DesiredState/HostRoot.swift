@@ -22,8 +22,8 @@ public struct HostRoot: Sendable, Equatable, CustomStringConvertible {
 
     /// The path on this machine of a host path: `/etc/x` under root `/tmp/r` is `/tmp/r/etc/x`.
     public func path(_ hostPath: String) -> String {
-        precondition(hostPath.hasPrefix("/"), "host paths are absolute")
-        return prefix + hostPath
+        // Host paths are absolute; a relative one (refused by validation) still stays inside.
+        hostPath.hasPrefix("/") ? prefix + hostPath : prefix + "/" + hostPath
     }
 
     /// The host path of a path on this machine, when it lies under the root.

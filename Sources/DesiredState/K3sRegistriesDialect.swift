@@ -110,6 +110,9 @@ enum K3sRegistriesDialect {
         if (tls.clientCertificate == nil) != (tls.clientKey == nil) {
             throw .error("\(what) needs both cert_file and key_file for a client certificate", at: node.location)
         }
+        for path in tls.caFiles + [tls.clientCertificate, tls.clientKey].compactMap({ $0 }) where !path.hasPrefix("/") {
+            throw .error("\(what): TLS file \(References.quoted(path)) must be an absolute path", at: node.location)
+        }
         return tls
     }
 

@@ -135,7 +135,7 @@ enum Merger {
                 at: group.last!.location)
         }
         // The source itself is the implicit last entry; listed anywhere else it stays a mirror.
-        if order.last == sourceKey { order.removeLast() }
+        if let sourceKey, order.last == sourceKey { order.removeLast() }
         let mirrors = order.compactMap { key in byKey[key] ?? (key == sourceKey ? sourceEndpoint(source) : nil) }
 
         if policy == .neverContactSource, mirrors.isEmpty {

@@ -7,7 +7,7 @@
 #   e2e_prepare_root "$tmp/machine"     # fresh copy of the cached root (built on first use)
 #   e2e_boot "$tmp/machine"             # boots; returns once systemd is up and containerd active
 #   e2e_exec systemctl is-active containerd
-#   e2e_copy_in ./x.deb /root/x.deb && e2e_exec apt-get install -y ./root/x.deb
+#   e2e_copy_in ./x.deb /root/ && e2e_exec apt-get install -y /root/x.deb   # offline: deps in the root
 #   e2e_shutdown                        # poweroff, TERM, KILL; bounded; safe to call twice
 #
 # The root is built once with debootstrap and cached as a tarball under .cache/e2e/ (git-ignored),
@@ -29,8 +29,12 @@
 #  * --resolv-conf=off --timezone=off --link-journal=no: nspawn's defaults would rewrite the
 #    root's /etc/resolv.conf and /etc/localtime at boot and may link journals into the host's
 #    /var/log/journal; the root is set up by e2e_prepare_root instead.
-#  * nsenter needs -p (it then forks the command into the machine's PID namespace) or
-#    /proc/self inside the machine, hence /etc/mtab, `mount`, and such, do not resolve.
+#  * nsenter: e2e_exec uses --all (mount, UTS, IPC, PID, cgroup, net; the user namespace is the
+#    host's and is skipped) with --root --wd. Without the PID namespace (-p, which makes nsenter
+#    fork the command into it) /proc/self inside does not resolve, so /etc/mtab, `mount` and the
+#    like fail; without -m systemctl talks to the host's /run.
+#  * The cached root's own "/" must be 0755: a 0700 root (mktemp -d) boots, but dbus-daemon,
+#    after dropping to its user, cannot read its config and the boot hangs in dbus.service.
 #  * /proc, /sys, /dev, /run and /tmp are fresh mounts inside the machine; a file written below
 #    $E2E_ROOT/run or $E2E_ROOT/tmp on the host lands under the mount and is not seen inside.
 #  * If nspawn itself is killed, the machine's init is reparented and keeps running; e2e_shutdown
@@ -52,7 +56,7 @@
 E2E_RECIPE_VERSION=3
 # State of the booted machine (kept if the file is sourced again).
 : "${E2E_ROOT:=}" "${E2E_NSPAWN_PID:=}" "${E2E_INIT_PID:=}" "${E2E_MACHINE_LOG:=}"
-: "${E2E_MACHINE:=}" "${E2E_INIT_START:=}" "${E2E_CGROUPS:=}"
+: "${E2E_MACHINE:=}" "${E2E_INIT_START:=}" "${E2E_CGROUPS:=}" "${E2E_ROOT_INODE:=}"
 
 _e2e_log() { echo "# e2e: $*" >&2; }
 _e2e_now() { date +%s; }
@@ -69,7 +73,7 @@ e2e_require_tools() {
     _e2e_log "installing ${missing[*]} (waiting up to ${lock}s for the dpkg lock)"
     if ! DEBIAN_FRONTEND=noninteractive timeout $((lock + 600)) apt-get -o DPkg::Lock::Timeout="$lock" \
         install -y -q --no-install-recommends "${missing[@]}" >/dev/null; then
-      DEBIAN_FRONTEND=noninteractive timeout $((lock + 600)) apt-get -o DPkg::Lock::Timeout="$lock" update -q >/dev/null
+      DEBIAN_FRONTEND=noninteractive timeout $((lock + 600)) apt-get -o DPkg::Lock::Timeout="$lock" update -q >/dev/null || true
       DEBIAN_FRONTEND=noninteractive timeout $((lock + 600)) apt-get -o DPkg::Lock::Timeout="$lock" \
         install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
         || { _e2e_log "cannot install ${missing[*]}"; return 1; }
@@ -117,6 +121,17 @@ e2e_cache_tarball() {
   echo "$E2E_CACHE/$E2E_SUITE-$key.tar"
 }
 
+# _e2e_rm_build DIR: removes a (maybe half-done) debootstrap directory; debootstrap mounts /proc
+# and /sys in it while it works, and an interrupted one leaves them, so unmount first and never
+# cross into another file system.
+_e2e_rm_build() {
+  local dir=$1 m
+  for m in $(awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$dir"
+}
+
 # _e2e_build_cache TARBALL: debootstraps a root and stores it as TARBALL. Serialised with
 # flock so that concurrent first runs build it once; written to a temporary name and renamed,
 # so a reader never sees half a tarball.
@@ -130,7 +145,8 @@ _e2e_build_cache() {
   fi
   if [ -f "$tarball" ]; then exec {fd}>&-; return 0; fi   # built by whoever held the lock
   # Leftovers of an interrupted build (under the lock, so nobody else is building).
-  rm -rf "$E2E_CACHE"/build.* "$E2E_CACHE"/*.tar.tmp
+  for build in "$E2E_CACHE"/build.*; do [ -e "$build" ] && _e2e_rm_build "$build"; done
+  rm -f "$E2E_CACHE"/*.tar.tmp
   build=$(mktemp -d "$E2E_CACHE/build.XXXXXX") || { exec {fd}>&-; return 1; }
   chmod 755 "$build"   # mktemp -d makes it 0700; as the root's "/" that locks out dbus & co.
   log="$E2E_CACHE/debootstrap.log"
@@ -156,7 +172,7 @@ _e2e_build_cache() {
       rm -f "$tarball.tmp"; rc=1
     fi
   fi
-  rm -rf "$build"
+  _e2e_rm_build "$build"
   exec {fd}>&-
   return $rc
 }
@@ -241,6 +257,7 @@ e2e_boot() {
   E2E_MACHINE="mirror-e2e-$$-$RANDOM"
   E2E_MACHINE_LOG="$E2E_ROOT.console.log"
   E2E_CGROUPS=$(_e2e_cgroup_dirs "$E2E_MACHINE")
+  E2E_ROOT_INODE=$(stat -c %d:%i "$E2E_ROOT")   # names nspawn's lock file on the directory
   E2E_INIT_PID="" E2E_INIT_START=""
   export E2E_ROOT E2E_MACHINE E2E_MACHINE_LOG E2E_NSPAWN_PID E2E_INIT_PID
   (
@@ -267,7 +284,7 @@ e2e_boot() {
     sleep 0.1
   done
   E2E_INIT_START=$(_e2e_proc_start "$E2E_INIT_PID") || true
-  export E2E_INIT_PID E2E_INIT_START E2E_CGROUPS
+  export E2E_INIT_PID E2E_INIT_START E2E_CGROUPS E2E_ROOT_INODE
   while :; do
     state=$(E2E_EXEC_TIMEOUT=10 e2e_exec systemctl is-system-running 2>/dev/null) || true
     case "$state" in running|degraded) break ;; esac
@@ -387,6 +404,12 @@ e2e_shutdown() {
     [ -n "${E2E_NSPAWN_PID:-}" ] && wait "$E2E_NSPAWN_PID" 2>/dev/null || true
     E2E_NSPAWN_PID="" E2E_INIT_PID="" E2E_INIT_START=""
   fi
+  # What a killed nspawn leaves behind (a clean exit removes the last two itself).
+  if [ -n "${E2E_MACHINE:-}" ]; then
+    rmdir "/run/systemd/nspawn/propagate/$E2E_MACHINE" 2>/dev/null || true
+    [ -n "${E2E_ROOT_INODE:-}" ] && rm -f "/run/systemd/nspawn/locks/inode-$E2E_ROOT_INODE"
+  fi
+  E2E_ROOT_INODE=""
   # nspawn leaves its payload/supervisor cgroups behind; remove ours, deepest first.
   for cg in ${E2E_CGROUPS:-}; do
     [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true

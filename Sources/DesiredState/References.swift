@@ -117,6 +117,9 @@ enum References {
         if schemeSeparator(text) != nil {
             throw .error("source \(quoted(text)) must not have a scheme; write the registry as host[:port][/path]", at: location)
         }
+        if text.hasPrefix("/") {
+            throw .error("source \(quoted(text)) is a path, not a registry host[:port]", at: location)
+        }
         try refuseTagOrDigest(text, what, at: location)
         if text.hasSuffix("/") {
             throw .error("source \(quoted(text)) must not end with \"/\"", at: location)

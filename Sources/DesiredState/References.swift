@@ -18,6 +18,8 @@ enum References {
 
     static func hostProblem(_ text: String) -> String? {
         if text.isEmpty { return "it is empty" }
+        // The common case, checked on bytes: a DNS name or IPv4 address with an optional port.
+        if isPlainHost(text) { return nil }
         if text.unicodeScalars.contains(where: { $0.value == 0 }) { return "it contains a NUL character" }
         if text.unicodeScalars.contains(where: { $0.properties.isWhitespace }) { return "it contains white space" }
         if text.contains("/") || text.contains("\\") { return "it contains a path separator" }
@@ -58,6 +60,38 @@ enum References {
             }
         }
         return nil
+    }
+
+    /// `label(.label)*(:port)?` with labels of [A-Za-z0-9-] not starting or ending with "-".
+    static func isPlainHost(_ text: String) -> Bool {
+        var labelLength = 0
+        var previous: UInt8 = UInt8(ascii: ".")
+        var port: Int?
+        var total = 0
+        for byte in text.utf8 {
+            total += 1
+            if let p = port {
+                guard byte >= 48 && byte <= 57, p < 10000 else { return false }
+                port = p * 10 + Int(byte - 48)
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                labelLength += 1
+            case UInt8(ascii: "-"):
+                guard previous != UInt8(ascii: ".") else { return false }
+                labelLength += 1
+            case UInt8(ascii: "."), UInt8(ascii: ":"):
+                guard labelLength > 0, labelLength <= 63, previous != UInt8(ascii: "-") else { return false }
+                labelLength = 0
+                if byte == UInt8(ascii: ":") { port = 0 }
+            default:
+                return false
+            }
+            previous = byte
+        }
+        if let port { return port >= 1 && port <= 65535 && previous != UInt8(ascii: ":") }
+        return labelLength > 0 && labelLength <= 63 && previous != UInt8(ascii: "-") && total <= 253
     }
 
     /// Checks a repository path (`org/repo`) against the reference grammar.

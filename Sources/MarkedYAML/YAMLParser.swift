@@ -115,6 +115,8 @@ private struct TreeBuilder {
         var items: [YAMLNode] = []
         var pairs: [YAMLPair] = []
         var pendingKey: YAMLNode?
+        /// Where each key of a mapping was first written (duplicate keys are errors).
+        var keys: [String: SourceLocation] = [:]
     }
 
     let mapping: LocationMapping
@@ -236,12 +238,11 @@ private struct TreeBuilder {
                 guard case .scalar(let keyScalar) = node.content else {
                     throw .error("a mapping key must be a plain value, not \(node.kindDescription)", at: node.location)
                 }
-                if !(keyScalar.text == "<<" && keyScalar.style == .plain),
-                    let first = stack[top].pairs.first(where: { $0.name == keyScalar.text })
-                {
-                    throw .error(
-                        "duplicate key \"\(keyScalar.text)\" (first at line \(first.key.location.line), column \(first.key.location.column))",
-                        at: node.location)
+                if !(keyScalar.text == "<<" && keyScalar.style == .plain) {
+                    if let first = stack[top].keys[keyScalar.text] {
+                        throw .error("duplicate key \"\(keyScalar.text)\" (first at line \(first.line), column \(first.column))", at: node.location)
+                    }
+                    stack[top].keys[keyScalar.text] = node.location
                 }
                 stack[top].pendingKey = node
                 return

@@ -11,7 +11,8 @@ struct CRIORegistriesInspector {
 
     func inspect(model: MirrorModel, rendered: [RenderedFile]) -> [Diagnostic] {
         guard let file = rendered.first else { return [] }
-        let ourPrefixes = Set(prefixes(in: file.contents))
+        // The prefixes the drop-in defines are the sources it renders.
+        let ourPrefixes = Set(model.registries.filter { $0.source != .everyRegistry }.map(\.source.description))
         var warnings: [Diagnostic] = []
         let directory = file.baseDirectory
         let ourName = file.relativePath
@@ -44,11 +45,6 @@ struct CRIORegistriesInspector {
     struct Table {
         var prefix: String
         var summary: [String]
-    }
-
-    func prefixes(in text: String) -> [String] {
-        guard let table = try? TOMLTable(string: text) else { return [] }
-        return tables(table).map(\.prefix)
     }
 
     func prefixes(inFile hostPath: String) -> [Table] {

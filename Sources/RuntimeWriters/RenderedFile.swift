@@ -52,8 +52,8 @@ enum ManagedHeader {
 
     static func lines(origins: [SourceLocation], root: HostRoot) -> String {
         var files: [String] = []
-        for origin in origins.sorted() {
-            let name = TOML.commentSafe(root.hostPath(of: origin.file) ?? origin.file)
+        for file in Set(origins.map(\.file)).sorted() {
+            let name = TOML.commentSafe(root.hostPath(of: file) ?? file)
             if !files.contains(name) { files.append(name) }
         }
         var text = marker + " Edits are overwritten: change the desired state instead.\n"
@@ -65,9 +65,8 @@ enum ManagedHeader {
     static func origin(_ origins: [SourceLocation], root: HostRoot) -> String {
         var places: [String] = []
         for origin in origins.sorted() {
-            let name = TOML.commentSafe(root.hostPath(of: origin.file) ?? origin.file)
-            let short = name.split(separator: "/").last.map(String.init) ?? name
-            let place = "\(short):\(origin.line)"
+            let short = origin.file.lastIndex(of: "/").map { String(origin.file[origin.file.index(after: $0)...]) } ?? origin.file
+            let place = "\(TOML.commentSafe(short)):\(origin.line)"
             if !places.contains(place) { places.append(place) }
         }
         return places.isEmpty ? "" : "# from " + places.joined(separator: ", ") + "\n"

@@ -28,6 +28,7 @@ enum TOML {
 
     /// Text safe inside a `#` comment: no line breaks or control characters.
     static func commentSafe(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : $0 }))
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : $0 }))
     }
 }

@@ -17,11 +17,14 @@ demo: deps-build build
 	$(BIN) apply --root $(DEMO_ROOT) --dry-run --diff
 
 ## test: unit tests; the integration suite (real containerd, skopeo, registries on loopback);
-## then the .deb installed in a booted Debian with systemd (the e2e suite).
+## fuzzing; the .deb, crash consistency with its binary, and the .deb installed in a booted
+## Debian with systemd (the e2e suite).
 test: deps-e2e build
 	$(SWIFT) test
 	bash tests/integration/run.sh $(BIN)
+	bash fuzz/build-and-run.sh 50000
 	$(MAKE) deb
+	bash tests/reliability/crash.sh .build/release/mirror-agent 200
 	bash tests/e2e/run.sh $(DEB)
 
 build:
@@ -60,12 +63,12 @@ fuzz: deps-build
 	bash fuzz/build-and-run.sh 50000
 
 crash: deps-build
-	$(SWIFT) build -c release --product mirror-agent
+	$(SWIFT) build -c release --static-swift-stdlib --product mirror-agent
 	bash tests/reliability/crash.sh .build/release/mirror-agent 200
 
 ## bench: B1-B5 against a release build, one table with same-run baselines.
 bench: deps-test
-	$(SWIFT) build -c release --product mirror-agent
+	$(SWIFT) build -c release --static-swift-stdlib --product mirror-agent
 	python3 bench/bench.py .build/release/mirror-agent
 
 deps-build:

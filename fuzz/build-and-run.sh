@@ -19,5 +19,14 @@ trap 'rm -rf "$corpus"' EXIT
 cp examples/*.yaml Tests/DesiredStateTests/Fixtures/broken/*.yaml "$corpus/"
 [ -d fuzz/crashers ] && cp fuzz/crashers/* "$corpus/" 2>/dev/null || true
 mkdir -p fuzz/crashers
+set +e
 "$SCRATCH/fuzz-desired-state" -runs="$RUNS" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-  -artifact_prefix=fuzz/crashers/ -print_final_stats=1 "$corpus" 2>&1 | tail -15
+  -artifact_prefix=fuzz/crashers/ -print_final_stats=1 "$corpus" > "$SCRATCH/fuzz.log" 2>&1
+status=$?
+set -e
+grep -E '^Done|number_of_executed_units|new_units_added|peak_rss' "$SCRATCH/fuzz.log"
+if [ "$status" -ne 0 ]; then
+  grep -A30 -E '==ERROR|Fatal error|deadly signal' "$SCRATCH/fuzz.log" | head -60
+  echo "fuzzing found a crash: the input is in fuzz/crashers/ (keep it there as a regression test once fixed)"
+  exit 1
+fi

@@ -119,6 +119,39 @@ inside systemctl reload mirror-agent
 check "without the breakage the fix goes through" wait_until 60 grep -q 'discard_unpacked_layers = false' "$M/etc/containerd/config.toml"
 check "containerd active with it" wait_until 30 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active containerd)\" = active ]"
 
+# --- CRI-O: a reload through D-Bus, confirmed from its journal ---------------------------------
+# CRI-O is not in Debian bookworm, so a STAND-IN unit named crio.service plays its part: it
+# re-reads nothing, but answers SIGHUP the way CRI-O does, by logging "Applied new registry
+# configuration" (or, when /run/crio-stand-in-fail exists, "system registries reload failed").
+mkdir -p "$M/etc/crio" "$M/etc/containers/registries.conf.d" "$M/usr/local/bin"
+cat > "$M/usr/local/bin/crio-stand-in" <<'SH'
+#!/bin/sh
+# STAND-IN for CRI-O in tests only: logs what CRI-O logs on a registries reload.
+trap 'if [ -e /run/crio-stand-in-fail ]; then echo "system registries reload failed: stand-in"; else echo "Applied new registry configuration"; fi' HUP
+while :; do sleep 1; done
+SH
+chmod +x "$M/usr/local/bin/crio-stand-in"
+cat > "$M/etc/systemd/system/crio.service" <<'UNIT'
+[Unit]
+Description=STAND-IN for CRI-O (tests only)
+[Service]
+ExecStart=/usr/local/bin/crio-stand-in
+ExecReload=/bin/kill -HUP $MAINPID
+UNIT
+inside systemctl daemon-reload
+inside systemctl start crio.service
+inside systemctl restart mirror-agent
+check "with /etc/crio present the agent writes the CRI-O drop-in" wait_until 20 test -f "$M/etc/containers/registries.conf.d/99-mirror-agent.conf"
+check "and reloads crio.service over D-Bus, confirmed from its journal" wait_until 30 bash -c "nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent --no-pager -q | grep -q 'crio.service reloaded: \"Applied new registry configuration\"'"
+inside touch /run/crio-stand-in-fail
+cat > "$M/etc/mirror-agent/mirrors.d/40-crio.yaml" <<YAML
+mirrors:
+  crio-only.invalid:
+    endpoint: ["http://$REG_MIRROR_ADDR"]
+YAML
+check "a failed registries reload is reported from CRI-O's journal" wait_until 30 bash -c "nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent --no-pager -q | grep -q 'system registries reload failed'"
+inside rm -f /run/crio-stand-in-fail
+
 # --- hardening -----------------------------------------------------------------------------------
 exposure=$(inside systemd-analyze security mirror-agent.service --no-pager 2>/dev/null | sed -n 's/.*Overall exposure level for mirror-agent.service: \([0-9.]*\).*/\1/p')
 echo "# systemd-analyze security: exposure $exposure"

@@ -2,10 +2,16 @@ import DesiredState
 import Diagnostics
 import Foundation
 
-func printJSON<T: Encodable>(_ value: T) {
+/// The one JSON style of the command line and the status file: sorted keys, ISO 8601 dates.
+func jsonEncoder() -> JSONEncoder {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+    encoder.dateEncodingStrategy = .iso8601
+    return encoder
+}
+
+func printJSON<T: Encodable>(_ value: T) {
+    let data = (try? jsonEncoder().encode(value)) ?? Data("{}".utf8)
     print(String(decoding: data, as: UTF8.self))
 }
 

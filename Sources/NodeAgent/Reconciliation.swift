@@ -119,19 +119,19 @@ struct Reconciliation {
         }
         var originals: [ConfigOriginal] = []
         let writer = AtomicWriter(root: root)
-        let stamp = Self.timestamp()
+        let stamp = ManagedFiles.backupStamp()
         for fix in fixes {
-            let (directory, name) = split(fix.hostPath)
+            let (directory, name) = AtomicWriter.split(hostPath: fix.hostPath)
             var mode: UInt32 = 0o644
             if case .file(_, let existingMode)? = try? writer.existing(base: directory, relative: name) { mode = existingMode }
             let change = ManagedFiles.Outcome.Change(
                 path: fix.hostPath, kind: fix.before == nil ? .created : .updated, runtime: .containerd, before: fix.before, after: fix.after,
-                backup: fix.before == nil ? nil : settings.stateDir + "/backups/" + stamp + fix.hostPath)
+                backup: fix.before == nil ? nil : ManagedFiles.backupPath(for: fix.hostPath, stateDirectory: settings.stateDir, stamp: stamp))
             result.configChanges.append(change)
             if dryRun { continue }
             do {
                 if let before = fix.before, let backup = change.backup {
-                    try writer.write(Array(before.utf8), base: settings.stateDir, relative: String(backup.dropFirst(settings.stateDir.count + 1)), mode: 0o600)
+                    try writer.write(Array(before.utf8), hostPath: backup, mode: 0o600)
                 }
                 try writer.write(Array(fix.after.utf8), base: directory, relative: name, mode: mode)
                 originals.append(ConfigOriginal(hostPath: fix.hostPath, contents: fix.before, mode: mode))
@@ -209,7 +209,7 @@ struct Reconciliation {
     private func restore(_ originals: [ConfigOriginal]) -> String? {
         let writer = AtomicWriter(root: root)
         for original in originals {
-            let (directory, name) = split(original.hostPath)
+            let (directory, name) = AtomicWriter.split(hostPath: original.hostPath)
             do {
                 if let contents = original.contents {
                     try writer.write(Array(contents.utf8), base: directory, relative: name, mode: original.mode)
@@ -223,16 +223,4 @@ struct Reconciliation {
         return nil
     }
 
-    private func split(_ hostPath: String) -> (String, String) {
-        let slash = hostPath.lastIndex(of: "/")!
-        return (slash == hostPath.startIndex ? "/" : String(hostPath[..<slash]), String(hostPath[hostPath.index(after: slash)...]))
-    }
-
-    static func timestamp() -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return formatter.string(from: Date())
-    }
 }

@@ -119,6 +119,19 @@ public struct AtomicWriter: Sendable {
         }
     }
 
+    /// A host path as its directory and name: `/etc/x/y.conf` -> (`/etc/x`, `y.conf`).
+    public static func split(hostPath: String) -> (directory: String, name: String) {
+        guard let slash = hostPath.lastIndex(of: "/") else { return ("/", hostPath) }
+        return (slash == hostPath.startIndex ? "/" : String(hostPath[..<slash]), String(hostPath[hostPath.index(after: slash)...]))
+    }
+
+    /// ``write(_:base:relative:mode:)`` for a file whose directory is trusted as it is.
+    @discardableResult
+    public func write(_ contents: [UInt8], hostPath: String, mode: UInt32) throws(WriteError) -> [String] {
+        let (directory, name) = Self.split(hostPath: hostPath)
+        return try write(contents, base: directory, relative: name, mode: mode)
+    }
+
     // MARK: - Directories
 
     private func split(_ relative: String) -> ([String], String) {

@@ -82,10 +82,10 @@ public struct CRIORegistriesRenderer: Sendable {
             body += mirrors.joined()
         }
         guard !body.isEmpty else { return result }
-        let slash = dropInPath.lastIndex(of: "/")!
+        let (directory, name) = AtomicWriter.split(hostPath: dropInPath)
         result.files.append(
             RenderedFile(
-                baseDirectory: String(dropInPath[..<slash]), relativePath: String(dropInPath[dropInPath.index(after: slash)...]),
+                baseDirectory: directory, relativePath: name,
                 contents: ManagedHeader.lines(origins: origins, root: root) + body, runtime: .crio))
         return result
     }

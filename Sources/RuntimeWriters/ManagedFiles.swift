@@ -157,7 +157,7 @@ public struct ManagedFiles: Sendable {
         for item in pending {
             do {
                 if item.change.kind == .adopted, let backup = item.change.backup, let before = item.change.before {
-                    try writer.write(Array(before.utf8), base: stateDirectory, relative: String(backup.dropFirst(stateDirectory.count + 1)), mode: 0o600)
+                    try writer.write(Array(before.utf8), hostPath: backup, mode: 0o600)
                 }
                 let created = try writer.write(Array(item.file.contents.utf8), base: item.file.baseDirectory, relative: item.file.relativePath, mode: item.file.mode)
                 if !created.isEmpty { next[item.file.path]?.createdDirectories += created }
@@ -200,12 +200,21 @@ public struct ManagedFiles: Sendable {
     }
 
     private func backupPath(for path: String) -> String {
+        Self.backupPath(for: path, stateDirectory: stateDirectory, stamp: Self.backupStamp())
+    }
+
+    /// Where the original of a replaced file is kept: `<state>/backups/<UTC time><host path>`.
+    public static func backupPath(for path: String, stateDirectory: String, stamp: String) -> String {
+        stateDirectory + "/backups/" + stamp + path
+    }
+
+    /// The UTC time a set of backups is filed under, e.g. `20261122T190344Z`.
+    public static func backupStamp() -> String {
         var now = time(nil)
         var parts = tm()
         gmtime_r(&now, &parts)
-        let stamp = String(
+        return String(
             format: "%04d%02d%02dT%02d%02d%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
             Int(parts.tm_min), Int(parts.tm_sec))
-        return stateDirectory + "/backups/" + stamp + path
     }
 }

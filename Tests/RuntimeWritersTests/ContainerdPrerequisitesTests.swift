@@ -5,24 +5,7 @@ import TOMLKit
 import XCTest
 
 /// config.toml fixtures for both schema versions, with imports, comments and legacy mirrors.
-final class ContainerdPrerequisitesTests: XCTestCase {
-    var scratch: String!
-    var root: HostRoot!
-
-    override func setUpWithError() throws {
-        scratch = NSTemporaryDirectory() + "prereq-\(UUID().uuidString)"
-        root = HostRoot(scratch)
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: scratch) }
-
-    func write(_ hostPath: String, _ text: String) throws {
-        let path = root.path(hostPath)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-    }
-
+final class ContainerdPrerequisitesTests: ScratchRootTestCase {
     func inspect(version: String? = "1.6.20", preferred: String? = nil) throws -> ContainerdPrerequisites {
         try ContainerdPrerequisites.inspect(configFile: "/etc/containerd/config.toml", root: root, containerdVersion: version, preferredHostsDirectory: preferred)
     }

@@ -4,20 +4,7 @@ import RuntimeWriters
 import XCTest
 
 /// Ownership, adoption, removal and no-ops against a real scratch root.
-final class ManagedFilesTests: XCTestCase {
-    var root: HostRoot!
-    var scratch: String!
-
-    override func setUpWithError() throws {
-        scratch = NSTemporaryDirectory() + "managed-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        root = HostRoot(scratch)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: scratch)
-    }
-
+final class ManagedFilesTests: ScratchRootTestCase {
     func managed(adopt: Bool = false) -> ManagedFiles { ManagedFiles(root: root, stateDirectory: "/var/lib/mirror-agent", adopt: adopt) }
 
     func file(_ host: String, _ body: String) -> RenderedFile {

@@ -4,24 +4,7 @@ import RuntimeWriters
 import XCTest
 
 /// What the host already has changes what the rendered files mean: those cases are reported.
-final class ReconcilerTests: XCTestCase {
-    var scratch: String!
-    var root: HostRoot!
-
-    override func setUpWithError() throws {
-        scratch = NSTemporaryDirectory() + "reconciler-\(UUID().uuidString)"
-        root = HostRoot(scratch)
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: scratch) }
-
-    func write(_ hostPath: String, _ text: String) throws {
-        let path = root.path(hostPath)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-    }
-
+final class ReconcilerTests: ScratchRootTestCase {
     func settings(_ runtimes: [Runtime]) -> AgentSettings {
         var s = AgentSettings()
         s.runtimes = .explicit(runtimes)

@@ -70,12 +70,7 @@ struct StatusReport: Codable, Equatable {
         return "\(seconds / 86400)d ago"
     }
 
-    static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        return encoder
-    }
+    static func encoder() -> JSONEncoder { jsonEncoder() }
 
     static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
@@ -87,9 +82,7 @@ struct StatusReport: Codable, Equatable {
     func write(to hostPath: String, root: HostRoot) throws {
         var data = try Self.encoder().encode(self)
         data.append(0x0A)
-        let slash = hostPath.lastIndex(of: "/")!
-        try AtomicWriter(root: root).write(
-            Array(data), base: String(hostPath[..<slash]), relative: String(hostPath[hostPath.index(after: slash)...]), mode: 0o644)
+        try AtomicWriter(root: root).write(Array(data), hostPath: hostPath, mode: 0o644)
     }
 
     static func read(from hostPath: String, root: HostRoot) -> Result<StatusReport, Error> {

@@ -1,11 +1,13 @@
 # mirror-agent: see README.md. The first two targets are the ones a fresh machine needs.
 SHELL := /bin/bash
+# Debian's python3 (with its python3-* packages) before any other on PATH.
+export PATH := /usr/bin:/bin:$(PATH)
 SWIFT ?= swift
 BIN := .build/debug/mirror-agent
 DEMO_ROOT ?= $(CURDIR)/.cache/demo-root
 
 .PHONY: demo test build unit integration deb e2e reliability fuzz crash bench deps-build deps-test deps-deb deps-e2e clean
-VERSION := $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
+VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
 DEB := dist/mirror-agent_$(VERSION)_amd64.deb
 
 ## demo: validate examples/ and show, as diffs, what apply would write into a scratch root.

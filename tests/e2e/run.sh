@@ -152,6 +152,16 @@ YAML
 check "a failed registries reload is reported from CRI-O's journal" wait_until 30 bash -c "nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent --no-pager -q | grep -q 'system registries reload failed'"
 inside rm -f /run/crio-stand-in-fail
 
+# --- topic cases ---------------------------------------------------------------------------------
+# Each tests/e2e/case_*.sh is a bash fragment sourced here, in name order, with the machine booted
+# and the package installed; it may use check, wait_until, inside, mainpid, $M, $H_TMP,
+# $REG_MIRROR_ADDR and $E2E_INIT_PID, and leaves the agent active with agent.yaml as it found it.
+for case_file in "$here"/case_*.sh; do
+  [ -e "$case_file" ] || continue
+  echo "# case: $(basename "$case_file")"
+  source "$case_file"
+done
+
 # --- hardening -----------------------------------------------------------------------------------
 exposure=$(inside systemd-analyze security mirror-agent.service --no-pager 2>/dev/null | sed -n 's/.*Overall exposure level for mirror-agent.service: \([0-9.]*\).*/\1/p')
 echo "# systemd-analyze security: exposure $exposure"

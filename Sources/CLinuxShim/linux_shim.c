@@ -22,6 +22,16 @@ int msa_signalfd_read(int fd) {
     return n == sizeof info ? (int)info.ssi_signo : 0;
 }
 
+int msa_signalfd_read_value(int fd, int32_t *value) {
+    struct signalfd_siginfo info;
+    *value = 0;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    if (n != sizeof info) return 0;
+    if (info.ssi_code == SI_QUEUE) *value = info.ssi_int;
+    return (int)info.ssi_signo;
+}
+
 int msa_timerfd_open(void) {
     int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     return fd < 0 ? -errno : fd;

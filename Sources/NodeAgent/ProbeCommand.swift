@@ -65,7 +65,9 @@ func probeSettings(_ probe: AgentSettings.Probe) -> ProbeSettings {
 func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    Task {
+    // .medium, not the user-initiated priority a task made on the main thread gets: libdispatch
+    // would try to lower its worker thread's nice value for that, which the unit does not allow.
+    Task(priority: .medium) {
         box.value = await body()
         done.signal()
     }

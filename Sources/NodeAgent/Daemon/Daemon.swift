@@ -112,13 +112,14 @@ final class Daemon {
                 return 1
             }
             if fds[1].revents != 0 {
-                let signal = msa_signalfd_read(signals)
+                var request: Int32 = 0
+                let signal = msa_signalfd_read_value(signals, &request)
                 if signal == SIGTERM || signal == SIGINT {
                     notifier.stopping()
                     logger.info("stopping on signal \(signal)")
                     return 0
                 }
-                if signal == SIGHUP { reload() }
+                if signal == SIGHUP { reload(request: request) }
             }
             if fds[0].revents != 0 { handleFileEvents() }
             if fds[2].revents != 0, msa_timerfd_read(debounceTimer) > 0 { debounced() }
@@ -148,7 +149,9 @@ final class Daemon {
         probeInFlight = round
         let mailbox = probeMailbox
         let wake = probeDone.write
-        probeTask = Task {
+        // An explicit priority: a task made on the main thread would be user-initiated, and
+        // libdispatch would try to lower its worker thread's nice value (not allowed here).
+        probeTask = Task(priority: .medium) {
             let results = await prober.probe(targets)
             mailbox.put(round: round, results)
             var byte: UInt8 = 1
@@ -248,9 +251,12 @@ final class Daemon {
         }
     }
 
-    private func reload() {
+    /// `request` is the number `mirror-agent reload` sent with SIGHUP; the status file echoes it
+    /// with the outcome, which is how that command (systemd's ExecReload=) knows the result.
+    private func reload(request: Int32 = 0) {
         notifier.reloading(status: "reloading agent.yaml")
         let (fresh, diagnostics) = AgentSettings.load(root: root)
+        var refused = diagnostics.errors.first.map { "\($0.description)\(diagnostics.errors.count > 1 ? " (+\(diagnostics.errors.count - 1) more)" : "")" }
         if diagnostics.hasErrors {
             for d in diagnostics.errors { logger.error("\(d.description)", metadata: ["file": "\(d.location?.file ?? "")"]) }
             logger.error("agent.yaml is invalid; the previous settings stay in force")
@@ -270,6 +276,11 @@ final class Daemon {
         }
         handleFileEvents(ownWrites: reconcile(reason: "reload"))
         notifier.ready(status: status?.statusLine() ?? "reloaded")
+        if status?.result == "invalid" { refused = refused ?? status?.error }
+        if var report = status {
+            report.reload = .init(request: request, time: Date(), result: refused == nil ? "ok" : "refused", error: refused)
+            publish(report)
+        }
     }
 
     // MARK: - Reconcile
@@ -287,6 +298,7 @@ final class Daemon {
             pid: getpid(), generation: generation, result: "ok", lastReconcile: now, lastSuccess: status?.lastSuccess, error: nil,
             desiredFiles: result.files, registries: result.model.registries.count, mirrors: result.model.mirrorCount,
             managedFiles: status?.managedFiles ?? [], lastChanged: [], warnings: [], runtimes: [])
+        report.reload = status?.reload
 
         if result.invalid {
             let errors = result.diagnostics.errors

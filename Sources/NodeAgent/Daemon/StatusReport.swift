@@ -35,6 +35,18 @@ struct StatusReport: Codable, Equatable {
     var runtimes: [Runtime]
     /// Per mirror endpoint: state, latency and last error of the probes.
     var probes: [EndpointHealth] = []
+    /// The last reload (SIGHUP): how `mirror-agent reload` learns that the daemon has applied it.
+    var reload: Reload?
+
+    struct Reload: Codable, Equatable {
+        /// The number `mirror-agent reload` sent with its signal (sigqueue); 0 for a plain kill.
+        var request: Int32
+        var time: Date
+        /// "ok", or "refused": agent.yaml or the desired state was invalid; the previous settings
+        /// and the last good configuration stay in force.
+        var result: String
+        var error: String?
+    }
 
     /// The one line systemd shows: `3 registries, 5 mirrors, containerd ok, crio reloaded 2m ago`.
     func statusLine(now: Date = Date()) -> String {

@@ -67,9 +67,12 @@ struct ValidateCommand: ParsableCommand {
         let files = DesiredStateLoader.files(installing: candidate, as: target, among: installed, root: root)
         let (settings, settingsDiagnostics) = AgentSettings.load(root: root)
         var result = Reconciliation(root: root, settings: settings, desiredPaths: files, dryRun: true).run()
+        // The fragment's effect on the rendered files only: a config.toml fix the runtime needs
+        // anyway (and whether it would verify) is `mirror-agent check`'s business.
+        result.diagnostics = DiagnosticList(result.diagnostics.items.filter { !$0.message.hasPrefix("the config.toml fix was not applied") })
         result.diagnostics.append(contentsOf: settingsDiagnostics)
         let valid = !result.diagnostics.hasErrors
-        let changes = valid ? result.outcome.changes + result.configChanges : []
+        let changes = valid ? result.outcome.changes : []
         if json {
             printJSON(InPlaceValidationReport(result: result, candidate: candidate, installedAs: root.path(target), changes: changes, root: root))
         } else {

@@ -26,8 +26,8 @@ ps_deps=$(dpkg-query -W -f='${Depends}' procps)
 make_deb bad 'libc6' "$ps_bin" '/bin/kill -HUP $MAINPID' 'ps -e >/dev/null || true'
 make_deb good "libc6, procps, $ps_deps" "$ps_bin" '/usr/bin/good reload' 'rm -f /var/lib/good/x; grep -q x /etc/hostname || true'
 
-python3 "$here/check-depends.py" "$tmp/bad.deb" > "$tmp/bad.txt"; bad_rc=$?
-python3 "$here/check-depends.py" "$tmp/good.deb" > "$tmp/good.txt"; good_rc=$?
+/usr/bin/python3 "$here/check-depends.py" "$tmp/bad.deb" > "$tmp/bad.txt"; bad_rc=$?
+/usr/bin/python3 "$here/check-depends.py" "$tmp/good.deb" > "$tmp/good.txt"; good_rc=$?
 check "a package missing dependencies fails (exit 1)" test "$bad_rc" = 1
 check "it names the library its ELF links and Depends lack" grep -q "FAIL: /usr/bin/bad links libproc.* comes from .*procps\|FAIL: /usr/bin/bad links libproc.*not in Depends" "$tmp/bad.txt"
 check "it names /bin/kill in ExecReload= (procps)" grep -q "FAIL: .*ExecReload=: /bin/kill comes from procps" "$tmp/bad.txt"

@@ -82,9 +82,14 @@ def shell_commands(text):
             continue
         line = re.sub(r"\s#.*$", "", line)
         line = re.sub(r"^[^\s()\"']+(\|[^\s()\"']+)*\)", "", line)  # a case pattern
-        line = re.sub(r"'[^']*'", "''", line)
-        line = re.sub(r'"[^"$`]*"', '""', line)
-        for segment in re.split(r"\$\(|`|&&|\|\||[;&|()]", line):
+        # A command substitution starts a command of its own: look at what follows each `$(`.
+        pieces = [line] + [line[m.end():] for m in re.finditer(r"\$\(|`", line)]
+        segments = []
+        for piece in pieces:
+            piece = re.sub(r"'[^']*'", "''", piece)
+            piece = re.sub(r'"[^"]*"', '""', piece)
+            segments += re.split(r"&&|\|\||[;&|()`]", piece)
+        for segment in segments:
             words = segment.split()
             while words and words[0] in ("if", "then", "else", "elif", "do", "while", "until", "!", "{", "exec", "command"):
                 words = words[1:]
@@ -153,6 +158,9 @@ def main():
                 m = re.match(r"\s*(\S+) => (\S+)", line)
                 if m:
                     resolved[m.group(1)] = m.group(2)
+                m = re.match(r"\s*(/\S+) \(0x", line)  # the dynamic loader: a path, no "=>"
+                if m:
+                    resolved[os.path.basename(m.group(1))] = m.group(1)
             for soname in needed:
                 target = resolved.get(soname)
                 if target is None or target == "not":

@@ -65,8 +65,7 @@ func probeSettings(_ probe: AgentSettings.Probe) -> ProbeSettings {
 func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    // .medium, not the user-initiated priority a task made on the main thread gets: libdispatch
-    // would try to lower its worker thread's nice value for that, which the unit does not allow.
+    // Normal priority, not the user-initiated one a task made on the main thread gets (nice -2).
     Task(priority: .medium) {
         box.value = await body()
         done.signal()

@@ -149,8 +149,7 @@ final class Daemon {
         probeInFlight = round
         let mailbox = probeMailbox
         let wake = probeDone.write
-        // An explicit priority: a task made on the main thread would be user-initiated, and
-        // libdispatch would try to lower its worker thread's nice value (not allowed here).
+        // Normal priority: a task made on the main thread would be user-initiated (nice -2).
         probeTask = Task(priority: .medium) {
             let results = await prober.probe(targets)
             mailbox.put(round: round, results)

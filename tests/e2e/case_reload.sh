@@ -7,16 +7,18 @@
 in_ns() { nsenter -t "$E2E_INIT_PID" -m -p -- "$@"; }
 saved_agent=$(cat "$M/etc/mirror-agent/agent.yaml")
 agent_lines=$(printf '%s\n' "$saved_agent" | wc -l)
+# The setting changed below is insecureRegistries for the source (not probed): its server goes from
+# https to http; the mirror stays the healthy loopback registry throughout.
 cat > "$M/etc/mirror-agent/mirrors.d/60-reload.yaml" <<YAML
-apiVersion: config.openshift.io/v1
-kind: ImageDigestMirrorSet
+apiVersion: mirror-agent/v1
+kind: MirrorSet
 spec:
-  imageDigestMirrors:
-  - source: reload.invalid
-    mirrors: ["$REG_MIRROR_ADDR"]
+  registries:
+  - source: reload.invalid:5000
+    mirrors: ["http://$REG_MIRROR_ADDR"]
 YAML
-RH="$M/etc/containerd/certs.d/reload.invalid/hosts.toml"
-check "reload: a schemeless mirror is rendered as https (not in insecureRegistries)" wait_until 15 grep -q "https://$REG_MIRROR_ADDR" "$RH"
+RH="$M/etc/containerd/certs.d/reload.invalid_5000_/hosts.toml"
+check "reload: the source is reached over https (not in insecureRegistries)" wait_until 15 grep -q 'server = "https://reload.invalid:5000"' "$RH"
 check "reload: the unit's ExecReload= is mirror-agent reload" bash -c "in_ns() { nsenter -t $E2E_INIT_PID -m -p -- \"\$@\"; }; in_ns systemctl show -p ExecReload mirror-agent | grep -q 'path=/usr/bin/mirror-agent ; argv\[\]=/usr/bin/mirror-agent reload'"
 
 # --- a clean journal: start, valid reload, stop ------------------------------------------------
@@ -33,10 +35,10 @@ t0=$(inside date +%s)
 sleep 1.1
 check "reload: systemctl start" inside systemctl start mirror-agent
 sleep 2
-printf '%s\ninsecureRegistries: ["%s"]\n' "$saved_agent" "$REG_MIRROR_ADDR" > "$M/etc/mirror-agent/agent.yaml"
+printf '%s\ninsecureRegistries: ["reload.invalid:5000"]\n' "$saved_agent" > "$M/etc/mirror-agent/agent.yaml"
 check "systemctl reload succeeds after a valid change" inside systemctl reload mirror-agent
 # No wait: `systemctl reload` returns once the daemon has applied it.
-check "the new setting is in force when systemctl reload returns (http)" grep -q "http://$REG_MIRROR_ADDR" "$RH"
+check "the new setting is in force when systemctl reload returns (http)" grep -q 'server = "http://reload.invalid:5000"' "$RH"
 # libdispatch's idle worker threads exit after 5 s; the next probe or reload starts new ones.
 sleep 6
 check "reload: a second reload without changes succeeds" inside systemctl reload mirror-agent
@@ -59,8 +61,8 @@ sed 's/^/#   /' "$H_TMP/status-bad.txt"
 check "systemctl status shows the error with file:line:column" grep -q "/etc/mirror-agent/agent.yaml:$((agent_lines + 2)):1" "$H_TMP/status-bad.txt"
 check "and that the previous settings stay in force" grep -q 'not reloaded: agent.yaml is invalid; the daemon keeps its previous settings' "$H_TMP/status-bad.txt"
 check "the agent is still active, same process" bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active mirror-agent)\" = active ] && [ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl show -p MainPID --value mirror-agent)\" = $pid ]"
-check "the previous settings stay in force (still http)" grep -q "http://$REG_MIRROR_ADDR" "$RH"
-printf '%s\ninsecureRegistries: ["%s"]\n' "$saved_agent" "$REG_MIRROR_ADDR" > "$M/etc/mirror-agent/agent.yaml"
+check "the previous settings stay in force (still http)" grep -q 'server = "http://reload.invalid:5000"' "$RH"
+printf '%s\ninsecureRegistries: ["reload.invalid:5000"]\n' "$saved_agent" > "$M/etc/mirror-agent/agent.yaml"
 printf 'mirrors:\n  broken.invalid:\n    endpoint: ["ftp://nope"]\n' > "$M/etc/mirror-agent/mirrors.d/61-broken.yaml"
 check "systemctl reload fails on invalid desired state too" bash -c "! nsenter -t $E2E_INIT_PID -m -p -- systemctl reload mirror-agent"
 check "systemctl status names the broken file" bash -c "nsenter -t $E2E_INIT_PID -m -p -- env SYSTEMD_COLORS=0 systemctl status mirror-agent --no-pager -n 10 | grep -q '61-broken.yaml:3:'"

@@ -1,0 +1,180 @@
+# Issue 13: pasted k3s registries.yaml and OpenShift IDMS mean what they mean in k3s, containerd
+# and OpenShift, judged by real pulls through the rendered files: containerd (ctr --hosts-dir) and
+# containers/image (skopeo --registries-conf). Every check that a registry served a pull reads
+# that registry's access log for the GET of the pulled repository's manifest, counted from just
+# before the pull (the setup's pushes are PUTs, and earlier pulls are before the mark). Each
+# feature also has a negative control: the same check run against a file with the feature taken
+# out must fail. Sourced by run.sh, with lib.sh loaded.
+
+start_registry PAR_SRC       # plays the source registry (plain HTTP, loopback)
+start_registry PAR_MIR       # a plain-HTTP mirror
+start_registry PAR_TLS tls   # HTTPS with the harness's test CA
+[ -n "${CTRD_SOCK:-}" ] || start_containerd
+
+par_img="$H_TMP/oci-parity"
+make_oci_image "$par_img" 1
+push_image "$par_img" 1 "$REG_PAR_SRC_ADDR/par/hello:1" >/dev/null
+push_image "$par_img" 1 "$REG_PAR_SRC_ADDR/par/only-source:1" >/dev/null
+par_digest=$(push_image "$par_img" 1 "$REG_PAR_MIR_ADDR/par/hello:1")
+push_image "$par_img" 1 "$REG_PAR_TLS_ADDR/par/hello:1" >/dev/null
+
+# A registry that plays a non-loopback-style source: 127.13.0.1 on port 443, so k3s and
+# containerd reach it over HTTPS by default, while it really serves plain HTTP there (the k3d
+# docs' "http://my.company.registry:5000" case, on loopback).
+par_start_443() {
+  local dir="$H_TMP/registry-PAR_443"
+  mkdir -p "$dir/data"
+  printf 'version: 0.1\nlog:\n  level: warn\n  formatter: text\n  accesslog: {disabled: false}\nstorage:\n  filesystem: {rootdirectory: "%s"}\nhttp:\n  addr: 127.13.0.1:443\n  secret: mirror-agent-harness\n' \
+    "$dir/data" > "$dir/config.yml"
+  _h_spawn "$dir/log" docker-registry serve "$dir/config.yml"
+  PAR_443_LOG="$dir/log"
+  wait_until 20 _h_probe_registry "$H_LAST_PID" "http://127.13.0.1:443/v2/"
+}
+par_443=no
+if par_start_443; then
+  par_443=yes
+  timeout 120 skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$par_img:1" docker://127.13.0.1:443/par/hello:1 >&2
+fi
+
+par_root() {
+  local r
+  r=$(mktemp -d "$H_TMP/parity-root.XXXXXX")
+  mkdir -p "$r/etc/mirror-agent/mirrors.d"
+  printf 'runtimes: [containerd, crio]\n%s' "${1:-}" > "$r/etc/mirror-agent/agent.yaml"
+  echo "$r"
+}
+par_hosts() { echo "$1/etc/containerd/certs.d"; }
+par_dropin() { echo "$1/etc/containers/registries.conf.d/99-mirror-agent.conf"; }
+# par_mark LOGFILE: its current line count; par_got LOGFILE MARK PATTERN: PATTERN in the lines
+# written after MARK.
+par_mark() { wc -l < "$1"; }
+par_got() { tail -n "+$(($2 + 1))" "$1" | grep -q -- "$3"; }
+par_pull() { # HOSTS_DIR REF: a fresh pull (the image forgotten first, so content must be fetched)
+  ctr_rmi "$2"
+  ctr_pull "$1" "$2"
+}
+par_get() { echo "\"GET /v2/$1/manifests/"; }
+par_not() { if "$@"; then return 1; fi; return 0; }
+
+# --- item 1: a plain-HTTP endpoint on the registry's own host is kept -----------------------
+if [ "$par_443" = yes ]; then
+  R=$(par_root)
+  cat > "$R/etc/mirror-agent/mirrors.d/registries.yaml" <<YAML
+mirrors:
+  "127.13.0.1:443":
+    endpoint:
+      - http://127.13.0.1:443
+YAML
+  check "item 1: apply the k3d-docs shape" "$AGENT" apply --root "$R"
+  f="$(par_hosts "$R")/127.13.0.1_443_/hosts.toml"
+  check "item 1: server stays https, the http endpoint is a [host]" bash -c "grep -q '^server = \"https://127.13.0.1:443\"' '$f' && grep -q '^\[host.\"http://127.13.0.1:443\"\]' '$f'"
+  m=$(par_mark "$PAR_443_LOG")
+  check "item 1: ctr pulls through the plain-HTTP endpoint" par_pull "$(par_hosts "$R")" 127.13.0.1:443/par/hello:1
+  check "item 1: the registry's log has the GET of par/hello's manifest" par_got "$PAR_443_LOG" "$m" "$(par_get par/hello)"
+  # Negative control: without the [host] table (what the agent wrote before) the pull fails.
+  sed -i '/^\[host."http:/,$d' "$f"
+  check "item 1 control: without the http [host] the same pull fails" par_not par_pull "$(par_hosts "$R")" 127.13.0.1:443/par/hello:1
+else
+  check "item 1: 127.13.0.1:443 is free for the plain-HTTP-on-443 registry" false
+fi
+
+# --- item 2: the source listed before its mirrors is asked first ---------------------------
+R=$(par_root)
+cat > "$R/etc/mirror-agent/mirrors.d/registries.yaml" <<YAML
+mirrors:
+  "$REG_PAR_SRC_ADDR":
+    endpoint:
+      - http://$REG_PAR_SRC_ADDR
+      - http://$REG_PAR_MIR_ADDR
+YAML
+"$AGENT" apply --root "$R" > "$H_TMP/parity-apply.out" 2>&1
+check "item 2: apply k3s [source, mirror]" test $? -eq 0
+check "item 2: no warning about contradicting orders" bash -c "! grep -q contradict '$H_TMP/parity-apply.out'"
+par_order_check() { # HOSTS_DIR: the pull is served by the source, and the mirror is not asked
+  local ms mm
+  ms=$(par_mark "$REG_PAR_SRC_LOG"); mm=$(par_mark "$REG_PAR_MIR_LOG")
+  par_pull "$1" "$REG_PAR_SRC_ADDR/par/hello:1" && par_got "$REG_PAR_SRC_LOG" "$ms" "$(par_get par/hello)" &&
+    ! par_got "$REG_PAR_MIR_LOG" "$mm" "$(par_get par/hello)"
+}
+check "item 2: ctr asks the source first, not the mirror" par_order_check "$(par_hosts "$R")"
+# Negative control: the order the agent used to produce (mirror first) fails the same check.
+f="$(par_hosts "$R")/${REG_PAR_SRC_ADDR/:/_}_/hosts.toml"
+python3 - "$f" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+head, *tables = re.split(r'(?m)^(?=(?:# from [^\n]*\n)?\[host\.)', text)
+open(sys.argv[1], "w").write(head + "".join(reversed(tables)))
+PY
+check "item 2 control: with the mirror first the same check fails" par_not par_order_check "$(par_hosts "$R")"
+
+# The same through CRI-O's reader: an IDMS whose first mirror is the source.
+R=$(par_root "insecureRegistries: [\"$REG_PAR_SRC_ADDR\", \"$REG_PAR_MIR_ADDR\"]
+")
+cat > "$R/etc/mirror-agent/mirrors.d/idms.yaml" <<YAML
+apiVersion: config.openshift.io/v1
+kind: ImageDigestMirrorSet
+metadata: {name: source-first}
+spec:
+  imageDigestMirrors:
+  - source: $REG_PAR_SRC_ADDR/par
+    mirrors: [$REG_PAR_SRC_ADDR/par, $REG_PAR_MIR_ADDR/par]
+YAML
+check "item 2: apply an IDMS listing the source first" "$AGENT" apply --root "$R"
+par_skopeo_order() { # DROPIN
+  local ms mm
+  ms=$(par_mark "$REG_PAR_SRC_LOG"); mm=$(par_mark "$REG_PAR_MIR_LOG")
+  timeout 60 skopeo --registries-conf "$1" inspect --no-tags --retry-times 0 "docker://$REG_PAR_SRC_ADDR/par/hello@$par_digest" >/dev/null 2>&1 &&
+    par_got "$REG_PAR_SRC_LOG" "$ms" "$(par_get par/hello)" && ! par_got "$REG_PAR_MIR_LOG" "$mm" "$(par_get par/hello)"
+}
+check "item 2: skopeo asks the source (first mirror entry) first" par_skopeo_order "$(par_dropin "$R")"
+cp "$(par_dropin "$R")" "$H_TMP/parity-dropin-swapped.conf"
+python3 - "$H_TMP/parity-dropin-swapped.conf" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+head, *mirrors = re.split(r'(?m)^(?=(?:# from [^\n]*\n)?\[\[registry\.mirror\]\])', text)
+open(sys.argv[1], "w").write(head + "".join(reversed(mirrors)))
+PY
+check "item 2 control: skopeo with the mirror first fails the same check" par_not par_skopeo_order "$H_TMP/parity-dropin-swapped.conf"
+
+# --- item 3: configs."*" TLS is for _default only -------------------------------------------
+R=$(par_root)
+mkdir -p "$R$(dirname "$TEST_CA_CRT")" && cp "$TEST_CA_CRT" "$R$TEST_CA_CRT"
+cat > "$R/etc/mirror-agent/mirrors.d/registries.yaml" <<YAML
+mirrors:
+  upstream.invalid:
+    endpoint:
+      - https://$REG_PAR_TLS_ADDR
+configs:
+  "*":
+    tls:
+      ca_file: $TEST_CA_CRT
+YAML
+check "item 3: apply configs.\"*\" with a CA" "$AGENT" apply --root "$R"
+check "item 3: the CA is in _default/hosts.toml, with no server" bash -c "grep -q '^ca = \"$TEST_CA_CRT\"' '$(par_hosts "$R")/_default/hosts.toml' && ! grep -q '^server' '$(par_hosts "$R")/_default/hosts.toml'"
+check "item 3: and not on upstream.invalid's mirror" bash -c "! grep -q 'ca = ' '$(par_hosts "$R")/upstream.invalid/hosts.toml'"
+check "item 3: the CRI-O drop-in has no insecure = true" bash -c "! grep -q 'insecure = true' '$(par_dropin "$R")'"
+m=$(par_mark "$REG_PAR_TLS_LOG")
+check "item 3: ctr pulls straight from the TLS registry through _default's CA" par_pull "$(par_hosts "$R")" "$REG_PAR_TLS_ADDR/par/hello:1"
+check "item 3: the TLS registry's log has the GET" par_got "$REG_PAR_TLS_LOG" "$m" "$(par_get par/hello)"
+check "item 3: the mirror of upstream.invalid does not get _default's CA (as in k3s): that pull fails" par_not par_pull "$(par_hosts "$R")" upstream.invalid/par/hello:1
+sed -i '/^ca = /d' "$(par_hosts "$R")/_default/hosts.toml"
+check "item 3 control: without _default's CA the direct pull fails" par_not par_pull "$(par_hosts "$R")" "$REG_PAR_TLS_ADDR/par/hello:1"
+
+# --- item 4: a loopback source is reached over plain HTTP ------------------------------------
+for spelling in "$REG_PAR_SRC_ADDR" "localhost:$REG_PAR_SRC_PORT"; do
+  R=$(par_root)
+  cat > "$R/etc/mirror-agent/mirrors.d/registries.yaml" <<YAML
+mirrors:
+  "$spelling":
+    endpoint:
+      - http://$REG_PAR_MIR_ADDR
+YAML
+  check "item 4 ($spelling): apply" "$AGENT" apply --root "$R"
+  dir=$(par_hosts "$R")/$(echo "$spelling" | sed 's/:\(.*\)$/_\1_/')
+  check "item 4 ($spelling): server is http://" grep -q "^server = \"http://$spelling\"" "$dir/hosts.toml"
+  m=$(par_mark "$REG_PAR_SRC_LOG")
+  check "item 4 ($spelling): an image only the source has comes from the source" par_pull "$(par_hosts "$R")" "$spelling/par/only-source:1"
+  check "item 4 ($spelling): the source's log has the GET" par_got "$REG_PAR_SRC_LOG" "$m" "$(par_get par/only-source)"
+  sed -i "s|^server = \"http://|server = \"https://|" "$dir/hosts.toml"
+  check "item 4 control ($spelling): with an https server the same pull fails" par_not par_pull "$(par_hosts "$R")" "$spelling/par/only-source:1"
+done

@@ -18,23 +18,32 @@ push_image "$par_img" 1 "$REG_PAR_SRC_ADDR/par/only-source:1" >/dev/null
 par_digest=$(push_image "$par_img" 1 "$REG_PAR_MIR_ADDR/par/hello:1")
 push_image "$par_img" 1 "$REG_PAR_TLS_ADDR/par/hello:1" >/dev/null
 
-# A registry that plays a non-loopback-style source: 127.13.0.1 on port 443, so k3s and
-# containerd reach it over HTTPS by default, while it really serves plain HTTP there (the k3d
-# docs' "http://my.company.registry:5000" case, on loopback).
-par_start_443() {
-  local dir="$H_TMP/registry-PAR_443"
+# A name for this machine that is not loopback by its spelling (containerd and k3s decide that
+# on the name: `localhost` or a loopback IP literal), yet resolves to loopback here: the
+# hostname. Through it, loopback registries play ordinary HTTPS-by-default registries.
+PAR_HN=$(hostname)
+par_hn_ok=no
+case "$(getent ahostsv4 "$PAR_HN" 2>/dev/null | awk 'NR == 1 { print $1 }')" in 127.*) par_hn_ok=yes ;; esac
+# A TLS registry whose certificate (from the harness's test CA) names the hostname.
+par_start_tls_by_name() {
+  local dir="$H_TMP/registry-PAR_NAMED" port
   mkdir -p "$dir/data"
-  printf 'version: 0.1\nlog:\n  level: warn\n  formatter: text\n  accesslog: {disabled: false}\nstorage:\n  filesystem: {rootdirectory: "%s"}\nhttp:\n  addr: 127.13.0.1:443\n  secret: mirror-agent-harness\n' \
-    "$dir/data" > "$dir/config.yml"
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$PAR_HN" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null || return 1
+  printf '%s\n' "subjectAltName=DNS:$PAR_HN" 'basicConstraints=CA:FALSE' 'keyUsage=digitalSignature' \
+    'extendedKeyUsage=serverAuth' > "$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$TEST_CA_CRT" -CAkey "$TEST_CA_KEY" -CAcreateserial \
+    -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null || return 1
+  port=$(free_port) || return 1
+  printf 'version: 0.1\nlog:\n  level: warn\n  formatter: text\n  accesslog: {disabled: false}\nstorage:\n  filesystem: {rootdirectory: "%s"}\nhttp:\n  addr: 127.0.0.1:%s\n  secret: mirror-agent-harness\n  tls: {certificate: "%s", key: "%s"}\n' \
+    "$dir/data" "$port" "$dir/server.crt" "$dir/server.key" > "$dir/config.yml"
   _h_spawn "$dir/log" docker-registry serve "$dir/config.yml"
-  PAR_443_LOG="$dir/log"
-  wait_until 20 _h_probe_registry "$H_LAST_PID" "http://127.13.0.1:443/v2/"
+  PAR_NAMED_LOG="$dir/log" PAR_NAMED_ADDR="$PAR_HN:$port"
+  wait_until 20 _h_probe_registry "$H_LAST_PID" "https://$PAR_HN:$port/v2/" || return 1
+  timeout 120 skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$par_img:1" "docker://127.0.0.1:$port/par/hello:1" >&2
 }
-par_443=no
-if par_start_443; then
-  par_443=yes
-  timeout 120 skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$par_img:1" docker://127.13.0.1:443/par/hello:1 >&2
-fi
+par_named=no
+[ "$par_hn_ok" = yes ] && par_start_tls_by_name && par_named=yes
 
 par_root() {
   local r
@@ -49,33 +58,38 @@ par_dropin() { echo "$1/etc/containers/registries.conf.d/99-mirror-agent.conf"; 
 # written after MARK.
 par_mark() { wc -l < "$1"; }
 par_got() { tail -n "+$(($2 + 1))" "$1" | grep -q -- "$3"; }
-par_pull() { # HOSTS_DIR REF: a fresh pull (the image forgotten first, so content must be fetched)
+par_pull() { # HOSTS_DIR REF: a fresh pull: the image is forgotten before and after, so its
+  # manifest must be fetched (GET) from a registry every time.
+  local rc
   ctr_rmi "$2"
-  ctr_pull "$1" "$2"
+  ctr_pull "$1" "$2"; rc=$?
+  ctr_rmi "$2"
+  return $rc
 }
 par_get() { echo "\"GET /v2/$1/manifests/"; }
 par_not() { if "$@"; then return 1; fi; return 0; }
 
 # --- item 1: a plain-HTTP endpoint on the registry's own host is kept -----------------------
-if [ "$par_443" = yes ]; then
+if [ "$par_hn_ok" = yes ]; then
+  src="$PAR_HN:$REG_PAR_SRC_PORT"
   R=$(par_root)
   cat > "$R/etc/mirror-agent/mirrors.d/registries.yaml" <<YAML
 mirrors:
-  "127.13.0.1:443":
+  "$src":
     endpoint:
-      - http://127.13.0.1:443
+      - http://$src
 YAML
   check "item 1: apply the k3d-docs shape" "$AGENT" apply --root "$R"
-  f="$(par_hosts "$R")/127.13.0.1_443_/hosts.toml"
-  check "item 1: server stays https, the http endpoint is a [host]" bash -c "grep -q '^server = \"https://127.13.0.1:443\"' '$f' && grep -q '^\[host.\"http://127.13.0.1:443\"\]' '$f'"
-  m=$(par_mark "$PAR_443_LOG")
-  check "item 1: ctr pulls through the plain-HTTP endpoint" par_pull "$(par_hosts "$R")" 127.13.0.1:443/par/hello:1
-  check "item 1: the registry's log has the GET of par/hello's manifest" par_got "$PAR_443_LOG" "$m" "$(par_get par/hello)"
-  # Negative control: without the [host] table (what the agent wrote before) the pull fails.
-  sed -i '/^\[host."http:/,$d' "$f"
-  check "item 1 control: without the http [host] the same pull fails" par_not par_pull "$(par_hosts "$R")" 127.13.0.1:443/par/hello:1
+  f="$(par_hosts "$R")/${PAR_HN}_${REG_PAR_SRC_PORT}_/hosts.toml"
+  check "item 1: server stays https, the http endpoint is a [host]" bash -c "grep -q '^server = \"https://$src\"' '$f' && grep -q '^\[host.\"http://$src\"\]' '$f'"
+  m=$(par_mark "$REG_PAR_SRC_LOG")
+  check "item 1: ctr pulls through the plain-HTTP endpoint" par_pull "$(par_hosts "$R")" "$src/par/hello:1"
+  check "item 1: the registry's log has the GET of par/hello's manifest" par_got "$REG_PAR_SRC_LOG" "$m" "$(par_get par/hello)"
+  # Negative control: what the agent wrote before (the upstream over HTTPS as the only [host]).
+  sed -i "s|^\[host.\"http://$src\"\]|[host.\"https://$src\"]|" "$f"
+  check "item 1 control: with only HTTPS the same pull fails" par_not par_pull "$(par_hosts "$R")" "$src/par/hello:1"
 else
-  check "item 1: 127.13.0.1:443 is free for the plain-HTTP-on-443 registry" false
+  check "item 1: the hostname ($PAR_HN) resolves to loopback" false
 fi
 
 # --- item 2: the source listed before its mirrors is asked first ---------------------------
@@ -137,28 +151,34 @@ PY
 check "item 2 control: skopeo with the mirror first fails the same check" par_not par_skopeo_order "$H_TMP/parity-dropin-swapped.conf"
 
 # --- item 3: configs."*" TLS is for _default only -------------------------------------------
-R=$(par_root)
-mkdir -p "$R$(dirname "$TEST_CA_CRT")" && cp "$TEST_CA_CRT" "$R$TEST_CA_CRT"
-cat > "$R/etc/mirror-agent/mirrors.d/registries.yaml" <<YAML
+if [ "$par_named" = yes ]; then
+  R=$(par_root)
+  mkdir -p "$R$(dirname "$TEST_CA_CRT")" && cp "$TEST_CA_CRT" "$R$TEST_CA_CRT"
+  cat > "$R/etc/mirror-agent/mirrors.d/registries.yaml" <<YAML
 mirrors:
   upstream.invalid:
     endpoint:
-      - https://$REG_PAR_TLS_ADDR
+      - https://$PAR_NAMED_ADDR
 configs:
   "*":
     tls:
       ca_file: $TEST_CA_CRT
 YAML
-check "item 3: apply configs.\"*\" with a CA" "$AGENT" apply --root "$R"
-check "item 3: the CA is in _default/hosts.toml, with no server" bash -c "grep -q '^ca = \"$TEST_CA_CRT\"' '$(par_hosts "$R")/_default/hosts.toml' && ! grep -q '^server' '$(par_hosts "$R")/_default/hosts.toml'"
-check "item 3: and not on upstream.invalid's mirror" bash -c "! grep -q 'ca = ' '$(par_hosts "$R")/upstream.invalid/hosts.toml'"
-check "item 3: the CRI-O drop-in has no insecure = true" bash -c "! grep -q 'insecure = true' '$(par_dropin "$R")'"
-m=$(par_mark "$REG_PAR_TLS_LOG")
-check "item 3: ctr pulls straight from the TLS registry through _default's CA" par_pull "$(par_hosts "$R")" "$REG_PAR_TLS_ADDR/par/hello:1"
-check "item 3: the TLS registry's log has the GET" par_got "$REG_PAR_TLS_LOG" "$m" "$(par_get par/hello)"
-check "item 3: the mirror of upstream.invalid does not get _default's CA (as in k3s): that pull fails" par_not par_pull "$(par_hosts "$R")" upstream.invalid/par/hello:1
-sed -i '/^ca = /d' "$(par_hosts "$R")/_default/hosts.toml"
-check "item 3 control: without _default's CA the direct pull fails" par_not par_pull "$(par_hosts "$R")" "$REG_PAR_TLS_ADDR/par/hello:1"
+  check "item 3: apply configs.\"*\" with a CA" "$AGENT" apply --root "$R"
+  check "item 3: the CA is in _default/hosts.toml, with no server" bash -c "grep -q '^ca = \"$TEST_CA_CRT\"' '$(par_hosts "$R")/_default/hosts.toml' && ! grep -q '^server' '$(par_hosts "$R")/_default/hosts.toml'"
+  check "item 3: and not on upstream.invalid's mirror" bash -c "! grep -q 'ca = ' '$(par_hosts "$R")/upstream.invalid/hosts.toml'"
+  check "item 3: the CRI-O drop-in has no insecure = true" bash -c "! grep -q 'insecure = true' '$(par_dropin "$R")'"
+  m=$(par_mark "$PAR_NAMED_LOG")
+  check "item 3: ctr pulls straight from a TLS registry with _default's CA" par_pull "$(par_hosts "$R")" "$PAR_NAMED_ADDR/par/hello:1"
+  check "item 3: that registry's log has the GET" par_got "$PAR_NAMED_LOG" "$m" "$(par_get par/hello)"
+  m=$(par_mark "$PAR_NAMED_LOG")
+  check "item 3: upstream.invalid's mirror does not get _default's CA (as in k3s): that pull fails" par_not par_pull "$(par_hosts "$R")" upstream.invalid/par/hello:1
+  check "item 3: ... on the certificate, after reaching the mirror" grep -q "x509\|certificate" "$H_TMP/ctr-pull.log"
+  sed -i '/^ca = /d' "$(par_hosts "$R")/_default/hosts.toml"
+  check "item 3 control: without _default's CA the direct pull fails" par_not par_pull "$(par_hosts "$R")" "$PAR_NAMED_ADDR/par/hello:1"
+else
+  check "item 3: a TLS registry named by the hostname ($PAR_HN) could be started" false
+fi
 
 # --- item 4: a loopback source is reached over plain HTTP ------------------------------------
 for spelling in "$REG_PAR_SRC_ADDR" "localhost:$REG_PAR_SRC_PORT"; do

@@ -414,8 +414,17 @@ case("ru-image-content-source-policy-insecure-hosts",
 case("ru-image-content-source-policy-blocked-scopes",
      icsp([("blocked.com/ns-b/ns2-b", ["other.com/ns-o2"])]),
      conf=SEARCH + reg("blocked.com/ns-b/ns2-b", [("other.com/ns-o2", D)], blocked=True) + reg("blocked.com", blocked=True),
-     existing=SEARCH + reg("blocked.com", blocked=True),
-     diff="a blocked (or insecure) scope in registries.conf that contains one of our sources is not copied into our table for that source, so images under it stay pullable from the source; runtime-utils propagates blocked and insecure scopes to nested entries (OpenShift's image.config blockedRegistries are not an input here). The inspector does not report this case yet")
+     existing=SEARCH + reg("blocked.com", blocked=True))
+# OpenShift's blocked/insecure scopes (image.config) reach a node as registries.conf tables; as
+# runtime-utils propagates them to the nested mirror entries, our tables inherit them.
+case("ru-insecure-scope-around-source",
+     idms("ImageDigestMirrorSet", [("insecure.com/ns", ["mirror.example.com/ns"])]),
+     conf=SEARCH + reg("insecure.com/ns", [("mirror.example.com/ns", D)], insecure=True) + reg("insecure.com", insecure=True),
+     existing=SEARCH + reg("insecure.com", insecure=True))
+case("ru-wildcard-blocked-scope-around-source",
+     idms("ImageDigestMirrorSet", [("reg.example.net", ["mirror.example.com/net"])]),
+     conf=SEARCH + reg("reg.example.net", [("mirror.example.com/net", D)], blocked=True) + reg(None, blocked=True, prefix="*.example.net"),
+     existing=SEARCH + reg(None, blocked=True, prefix="*.example.net"))
 case("ru-idms-and-icsp-duplicate-sources",
      idms("ImageDigestMirrorSet", [("insecure.com/ns-dupe-i1", ["other.com/ns-o3"]), ("insecure.com/ns-dupe-i1", ["other.com/ns-o1"])])
      + "---\n" + icsp([("insecure.com/ns-dupe-i1", ["other.com/ns-o2"])]),
@@ -425,14 +434,14 @@ case("ru-nested-scopes-get-parent-mirrors",
      idms("ImageDigestMirrorSet", [("primary.com/top", ["mirror.com/primary"]), ("primary.com/top/insecure/more-specific", ["mirror.com/more-specific"])])
      + "---\n" + idms("ImageTagMirrorSet", [("primary.com/top", ["mirror-tag.com/primary"]), ("primary.com/top/insecure/more-specific", ["mirror-tag.com/more-specific"])]),
      conf=SEARCH + reg("primary.com/top", [("mirror.com/primary", D), ("mirror-tag.com/primary", T)])
-     + reg("primary.com/top/insecure/more-specific", [("mirror.com/more-specific", D), ("mirror-tag.com/more-specific", T)])
+     + reg("primary.com/top/insecure/more-specific", [("mirror.com/more-specific", D), ("mirror-tag.com/more-specific", T)], insecure=True)
      + reg("primary.com/top/blocked", [("mirror.com/primary/blocked", D), ("mirror-tag.com/primary/blocked", T)], blocked=True)
      + reg("primary.com/top/insecure", [("mirror.com/primary/insecure", D), ("mirror-tag.com/primary/insecure", T)], insecure=True),
      existing=SEARCH + reg("primary.com/top/blocked", blocked=True) + reg("primary.com/top/insecure", insecure=True))
 case("ru-nested-scopes-icsp",
      icsp([("primary.com/top", ["mirror.com/primary"]), ("primary.com/top/insecure/more-specific", ["mirror.com/more-specific"])]),
      conf=SEARCH + reg("primary.com/top", [("mirror.com/primary", D)])
-     + reg("primary.com/top/insecure/more-specific", [("mirror.com/more-specific", D)])
+     + reg("primary.com/top/insecure/more-specific", [("mirror.com/more-specific", D)], insecure=True)
      + reg("primary.com/top/blocked", [("mirror.com/primary/blocked", D)], blocked=True)
      + reg("primary.com/top/insecure", [("mirror.com/primary/insecure", D)], insecure=True),
      existing=SEARCH + reg("primary.com/top/blocked", blocked=True) + reg("primary.com/top/insecure", insecure=True))

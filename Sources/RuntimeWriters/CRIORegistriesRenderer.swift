@@ -82,8 +82,11 @@ public struct CRIORegistriesRenderer: Sendable {
             origins += registry.origins
             body += "\n" + ManagedHeader.origin(registry.origins, root: root) + "[[registry]]\nprefix = \(TOML.string(prefix))\n"
             if let location { body += "location = \(TOML.string(location))\n" }
-            if registry.sourceTLS.skipVerify || registry.source.host.map(plainHTTPHosts.contains) == true { body += "insecure = true\n" }
-            if registry.sourcePolicy == .neverContactSource { body += "blocked = true\n" }
+            let inherited = enclosingFlags(of: registry, prefix: prefix, ownPrefixes: ownPrefixes, into: &result)
+            if registry.sourceTLS.skipVerify || registry.source.host.map(plainHTTPHosts.contains) == true || inherited.insecure {
+                body += "insecure = true\n"
+            }
+            if registry.sourcePolicy == .neverContactSource || inherited.blocked { body += "blocked = true\n" }
             body += mirrors.joined()
             body += nestedScopes(of: registry, prefix: prefix, ownPrefixes: ownPrefixes, into: &result)
         }
@@ -94,6 +97,39 @@ public struct CRIORegistriesRenderer: Sendable {
                 baseDirectory: directory, relativePath: name,
                 contents: ManagedHeader.lines(origins: origins, root: root) + body, runtime: .crio))
         return result
+    }
+
+    /// A table already on the host for a scope that contains ours (`reg.example` around
+    /// `reg.example/org`, or `*.example` around `reg.example`) stops applying to the images under
+    /// ours, since containers/image uses only the longest matching prefix. Its `blocked` and
+    /// `insecure` are kept for them, as OpenShift's runtime-utils propagates blocked and insecure
+    /// scopes to nested entries (and reported). Tables we render ourselves are not looked at.
+    func enclosingFlags(of registry: Registry, prefix: String, ownPrefixes: Set<String>, into result: inout RenderResult) -> (blocked: Bool, insecure: Bool) {
+        var blocked = false
+        var insecure = false
+        for table in existingTables where (table.blocked || table.insecure) && !ownPrefixes.contains(table.prefix) {
+            guard table.location == nil || table.location == table.prefix, Self.scope(prefix, isInside: table.prefix) else { continue }
+            let flags = [table.blocked ? "blocked" : nil, table.insecure ? "insecure" : nil].compactMap { $0 }
+            result.warnings.append(
+                .warning(
+                    "\(prefix) is inside [[registry]] prefix \"\(table.prefix)\" in \(table.file), which the drop-in's table replaces for images under \(prefix); its \(flags.joined(separator: " and ")) = true is kept there",
+                    at: registry.origins.first))
+            blocked = blocked || table.blocked
+            insecure = insecure || table.insecure
+        }
+        return (blocked, insecure)
+    }
+
+    /// runtime-utils' ScopeIsNestedInsideScope, strictly inside: `a/b` in `a`, `x.a.com[/...]` in
+    /// `*.a.com`.
+    static func scope(_ sub: String, isInside outer: String) -> Bool {
+        if sub == outer { return false }
+        if outer.hasPrefix("*.") {
+            let host = sub.split(separator: "/", maxSplits: 1).first.map(String.init) ?? sub
+            let name = host.split(separator: ":", maxSplits: 1).first.map(String.init) ?? host
+            return name.hasSuffix(outer.dropFirst()) && !sub.hasPrefix("*.")
+        }
+        return sub.hasPrefix(outer + "/")
     }
 
     /// containers/image uses only the longest matching prefix, so a table already on the host

@@ -193,6 +193,21 @@ final class ParityItemTests: ScratchRootTestCase {
         XCTAssertFalse(dropIn.contains("reg.example/team"), dropIn)
     }
 
+    // 7, the other way round: a scope around ours in the main registries.conf (here a wildcard
+    // that blocks a whole domain) would stop applying to our source; its blocked is kept.
+    func testItem7EnclosingBlockedScopeIsKept() throws {
+        try write("/etc/containers/registries.conf", "[[registry]]\nprefix = \"*.corp.example\"\nblocked = true\n")
+        var settings = AgentSettings()
+        settings.runtimes = .explicit([.crio])
+        let result = loaded("mirrors:\n  reg.corp.example:\n    endpoint: [mirror.example]\n")
+        let plan = Reconciler(root: root, settings: settings).plan(result.model)
+        XCTAssertTrue(
+            plan.warnings.contains { $0.message.contains("reg.corp.example is inside [[registry]] prefix \"*.corp.example\"") && $0.message.hasSuffix("its blocked = true is kept there") },
+            "\(plan.warnings.map(\.message))")
+        let dropIn = plan.files.first?.contents ?? ""
+        XCTAssertTrue(dropIn.contains("prefix = \"reg.corp.example\"\nlocation = \"reg.corp.example\"\nblocked = true\n"), dropIn)
+    }
+
     // 8. The credentials warning says what really happens.
     func testItem8CredentialsWarningSaysWhatHappens() {
         let result = loaded("configs:\n  ghcr.io:\n    auth: {username: u, password: p}\n")

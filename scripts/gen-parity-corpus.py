@@ -492,3 +492,30 @@ case("ru-repository-sources", icsp([("quay.io/openshift-release-dev/ocp-release"
                                     ("quay.io/openshift-release-dev/ocp-v4.0-art-dev", ["mirror.example.com:8443/ocp/release"])]),
      conf=SEARCH + reg("quay.io/openshift-release-dev/ocp-release", [("mirror.example.com:8443/ocp/release", D)])
      + reg("quay.io/openshift-release-dev/ocp-v4.0-art-dev", [("mirror.example.com:8443/ocp/release", D)]), existing=SEARCH)
+
+# ---- the shared real-world examples (/work/shared/examples), as pasted ----
+EXAMPLES = "/work/shared/examples/"
+def example(name): return open(EXAMPLES + name).read()
+k3s_example = example("k3s-registries.yaml")
+cut = k3s_example.index("    rewrite:")
+k3s_no_rewrite = k3s_example[:cut] + k3s_example[k3s_example.index("configs:"):]
+TLS_A = ['ca = ["/etc/mirror-agent/pki/corp-root.pem"]', 'client = [["/etc/mirror-agent/pki/node.pem", "/etc/mirror-agent/pki/node-key.pem"]]']
+case("example-k3s-registries-without-rewrite", k3s_no_rewrite, {
+    "docker.io": hosts(HUB, tables=[("https://mirror-a.corp.example:5000/v2", TLS_A), ("http://10.20.0.15:6000/v2", [])]),
+    "registry.corp.example:5000": hosts("https://registry.corp.example:5000/v2", top=["skip_verify = true"]),
+    "quay.io": hosts("https://quay.io/v2", tables=[("https://mirror-a.corp.example:5000/v2/quay", ["override_path = true"] + TLS_A)]),
+    "mirror-a.corp.example:5000": hosts("https://mirror-a.corp.example:5000/v2", top=TLS_A)})
+case("example-vkdr-mirror-registry", example("vkdr-mirror-registry.yaml"), {
+    "docker.io": hosts(HUB, tables=[("http://host.k3d.internal:6000/v2", [])]),
+    "ghcr.io": hosts("https://ghcr.io/v2", tables=[("http://host.k3d.internal:6001/v2", [])]),
+    "registry.k8s.io": hosts("https://registry.k8s.io/v2", tables=[("http://host.k3d.internal:6002/v2", [])])})
+case("example-openshift-idms-itms", example("openshift-idms-itms.yaml"),
+     conf=SEARCH + reg("quay.io/openshift-release-dev/ocp-release", [("mirror.corp.example/ocp/release", D), ("backup-mirror.corp.example/ocp/release", D)], blocked=True)
+     + reg("registry.redhat.io", [("mirror.corp.example/redhat", D)])
+     + reg("quay.io/openshift-release-dev", [("mirror.corp.example/openshift-release-dev", T)])
+     + reg("registry.access.redhat.com/ubi9", [("mirror.corp.example/ubi9", T)], blocked=True), existing=SEARCH)
+case("example-icsp", example("icsp.yaml"),
+     conf=SEARCH + reg("quay.io/openshift-release-dev/ocp-v4.0-art-dev", [("mirror.corp.example/ocp/art-dev", D)]), existing=SEARCH)
+case("example-configmap-wrapped", example("configmap-wrapped.yaml"),
+     conf=SEARCH + reg("registry.redhat.io", [("mirror.corp.example/redhat", D)])
+     + reg("registry.redhat.io/rhel9", [("mirror.corp.example/rhel9", T)], blocked=True), existing=SEARCH)

@@ -208,6 +208,28 @@ final class ParityItemTests: ScratchRootTestCase {
         XCTAssertTrue(dropIn.contains("prefix = \"reg.corp.example\"\nlocation = \"reg.corp.example\"\nblocked = true\n"), dropIn)
     }
 
+    // 9. A repository-path source that overlaps a host entry: the warning says what containerd
+    // really does with images under the path.
+    func testItem9RepositoryPathOverlappingAHostSaysWhatHappens() {
+        let result = loaded("""
+            apiVersion: config.openshift.io/v1
+            kind: ImageDigestMirrorSet
+            spec:
+              imageDigestMirrors:
+              - source: quay.io
+                mirrors: [mirror.example/quay]
+              - source: quay.io/org
+                mirrors: [mirror.example/org]
+                mirrorSourcePolicy: NeverContactSource
+            """)
+        let warnings = ContainerdHostsRenderer(hostsDirectory: "/etc/containerd/certs.d").render(result.model).warnings.map(\.message)
+        XCTAssertTrue(
+            warnings.contains {
+                $0.hasPrefix("quay.io/org skipped for containerd")
+                    && $0.hasSuffix("Images under it use quay.io's hosts.toml instead: quay.io's mirrors, then the source, even though it is NeverContactSource")
+            }, "\(warnings)")
+    }
+
     // 8. The credentials warning says what really happens.
     func testItem8CredentialsWarningSaysWhatHappens() {
         let result = loaded("configs:\n  ghcr.io:\n    auth: {username: u, password: p}\n")

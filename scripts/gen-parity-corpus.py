@@ -117,9 +117,16 @@ for name, endpoint, url, override in [
     ("k3s-endpoint-trailing-slash", "https://mirror.example.com/", "https://mirror.example.com/v2", False),
     ("k3s-endpoint-plain-http-port", "http://mirror.example.com:5000", "http://mirror.example.com:5000/v2", False),
     ("k3s-endpoint-override-path-no-v2", "https://registry.example.com/project/registry", "https://registry.example.com/project/registry", True),
+    ("k3s-endpoint-path-v2-namespace", "https://mirror.example.com/v2/dockerhub", "https://mirror.example.com/v2/dockerhub", True),
+    ("k3s-endpoint-uppercase-host", "https://Mirror.Example.com", "https://Mirror.Example.com/v2", False),
+    ("k3s-endpoint-port-80-no-scheme", "mirror.example.com:80", "https://mirror.example.com:80/v2", False),
+    ("k3s-endpoint-explicit-http-localhost", "http://localhost", "http://localhost/v2", False),
 ]:
     case(name, f"mirrors:\n  docker.io:\n    endpoint:\n      - \"{endpoint}\"\n",
          {"docker.io": hosts(HUB, tables=[(url, ["override_path = true"] if override else [])])})
+case("k3s-endpoint-v2-trailing-slash", "mirrors:\n  docker.io:\n    endpoint:\n      - https://registry.example.com/v2/\n",
+     {"docker.io": hosts(HUB, tables=[("https://registry.example.com/v2/", ["override_path = true"])])},
+     diff="a path of /v2/ is the standard API root here, as /v2 is; k3s compares the path text and makes /v2/ a literal override_path root, which containerd then uses as written")
 case("k3s-endpoint-duplicates", """
 mirrors:
   docker.io:

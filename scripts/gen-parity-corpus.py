@@ -464,8 +464,12 @@ case("ru-nested-scope-with-other-location",
 case("ru-existing-entry-same-source",
      idms("ImageDigestMirrorSet", [("quay.io", ["mirror.com/quay"])]),
      conf=SEARCH + reg("quay.io", [("mirror.com/quay", D)], insecure=True),
-     existing=SEARCH + reg("quay.io", insecure=True),
-     diff="runtime-utils edits registries.conf in place and keeps the entry's other settings; the drop-in's table replaces the main file's table of the same prefix whole (containers-registries.conf.d semantics), which the agent reports as a warning naming what is dropped")
+     existing=SEARCH + reg("quay.io", insecure=True))
+case("ru-existing-entry-same-source-with-mirrors",
+     idms("ImageDigestMirrorSet", [("quay.io", ["mirror.com/quay"])]),
+     conf=SEARCH + reg("quay.io", [("old-mirror.com/quay", D), ("mirror.com/quay", D)]),
+     existing=SEARCH + reg("quay.io", [("old-mirror.com/quay", D)]),
+     diff="runtime-utils edits registries.conf in place and appends to the mirrors already there; the drop-in's table replaces the main file's table of the same prefix (containers-registries.conf.d semantics): its blocked and insecure are kept, its mirrors are not, and the agent reports the mirrors it drops")
 case("ru-merge-two-sets", idms("ImageDigestMirrorSet", [("quay.io", ["b.example.com", "c.example.com"]), ("quay.io", ["a.example.com", "b.example.com"])]),
      conf=SEARCH + reg("quay.io", [("a.example.com", D), ("b.example.com", D), ("c.example.com", D)]), existing=SEARCH)
 case("ru-unconstrained-lexical", idms("ImageDigestMirrorSet", [("quay.io", ["z.example.com", "y.example.com"]), ("quay.io", ["m.example.com"])]),

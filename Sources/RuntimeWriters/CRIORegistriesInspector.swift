@@ -64,8 +64,10 @@ struct CRIORegistriesInspector {
         return RegistriesConfTable.parse(String(decoding: bytes, as: UTF8.self), file: root.path(hostPath)).map { parsed in
             var summary: [String] = []
             if let location = parsed.location, location != parsed.prefix { summary.append("location \(location)") }
-            if parsed.blocked { summary.append("blocked = true") }
-            if parsed.insecure { summary.append("insecure = true") }
+            // The renderer keeps blocked and insecure of a table that does not point elsewhere.
+            let kept = parsed.location == nil || parsed.location == parsed.prefix
+            if parsed.blocked && !kept { summary.append("blocked = true") }
+            if parsed.insecure && !kept { summary.append("insecure = true") }
             if !parsed.mirrors.isEmpty { summary.append("mirrors \(parsed.mirrors.joined(separator: ", "))") }
             return Table(prefix: parsed.prefix, summary: summary, parsed: parsed)
         }

@@ -82,7 +82,7 @@ public struct CRIORegistriesRenderer: Sendable {
             origins += registry.origins
             body += "\n" + ManagedHeader.origin(registry.origins, root: root) + "[[registry]]\nprefix = \(TOML.string(prefix))\n"
             if let location { body += "location = \(TOML.string(location))\n" }
-            let inherited = enclosingFlags(of: registry, prefix: prefix, ownPrefixes: ownPrefixes, into: &result)
+            let inherited = enclosingFlags(of: registry, prefix: prefix, into: &result)
             if registry.sourceTLS.skipVerify || registry.source.host.map(plainHTTPHosts.contains) == true || inherited.insecure {
                 body += "insecure = true\n"
             }
@@ -99,20 +99,25 @@ public struct CRIORegistriesRenderer: Sendable {
         return result
     }
 
-    /// A table already on the host for a scope that contains ours (`reg.example` around
-    /// `reg.example/org`, or `*.example` around `reg.example`) stops applying to the images under
-    /// ours, since containers/image uses only the longest matching prefix. Its `blocked` and
-    /// `insecure` are kept for them, as OpenShift's runtime-utils propagates blocked and insecure
-    /// scopes to nested entries (and reported). Tables we render ourselves are not looked at.
-    func enclosingFlags(of registry: Registry, prefix: String, ownPrefixes: Set<String>, into result: inout RenderResult) -> (blocked: Bool, insecure: Bool) {
+    /// A table already on the host for our own prefix, or for a scope that contains ours
+    /// (`reg.example` around `reg.example/org`, or `*.example` around `reg.example`), stops
+    /// applying to the images under ours: a drop-in's table replaces one of the same prefix, and
+    /// containers/image uses only the longest matching prefix. Its `blocked` and `insecure` are
+    /// kept on our table (and reported), as OpenShift's runtime-utils keeps them on the entry it
+    /// edits and propagates them to nested entries. A table that points elsewhere (a location of
+    /// its own) is left to the inspector's report.
+    func enclosingFlags(of registry: Registry, prefix: String, into result: inout RenderResult) -> (blocked: Bool, insecure: Bool) {
         var blocked = false
         var insecure = false
-        for table in existingTables where (table.blocked || table.insecure) && !ownPrefixes.contains(table.prefix) {
-            guard table.location == nil || table.location == table.prefix, Self.scope(prefix, isInside: table.prefix) else { continue }
-            let flags = [table.blocked ? "blocked" : nil, table.insecure ? "insecure" : nil].compactMap { $0 }
+        for table in existingTables where (table.blocked || table.insecure) && (table.location == nil || table.location == table.prefix) {
+            let same = table.prefix == prefix
+            guard same || Self.scope(prefix, isInside: table.prefix) else { continue }
+            let flags = [table.blocked ? "blocked" : nil, table.insecure ? "insecure" : nil].compactMap { $0 }.joined(separator: " and ")
             result.warnings.append(
                 .warning(
-                    "\(prefix) is inside [[registry]] prefix \"\(table.prefix)\" in \(table.file), which the drop-in's table replaces for images under \(prefix); its \(flags.joined(separator: " and ")) = true is kept there",
+                    same
+                        ? "[[registry]] prefix \"\(prefix)\" in \(table.file) is replaced by the drop-in's table; its \(flags) = true is kept there"
+                        : "\(prefix) is inside [[registry]] prefix \"\(table.prefix)\" in \(table.file), which the drop-in's table replaces for images under \(prefix); its \(flags) = true is kept there",
                     at: registry.origins.first))
             blocked = blocked || table.blocked
             insecure = insecure || table.insecure

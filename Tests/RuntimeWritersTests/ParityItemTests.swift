@@ -208,6 +208,21 @@ final class ParityItemTests: ScratchRootTestCase {
         XCTAssertTrue(dropIn.contains("prefix = \"reg.corp.example\"\nlocation = \"reg.corp.example\"\nblocked = true\n"), dropIn)
     }
 
+    // A table of our own prefix in the main file: the drop-in replaces it, keeping its insecure
+    // (as runtime-utils keeps it on the entry it edits) and reporting the mirrors it drops.
+    func testItem7SamePrefixKeepsInsecureAndReportsDroppedMirrors() throws {
+        try write("/etc/containers/registries.conf", "[[registry]]\nlocation = \"quay.io\"\ninsecure = true\n[[registry.mirror]]\nlocation = \"old.example/quay\"\n")
+        var settings = AgentSettings()
+        settings.runtimes = .explicit([.crio])
+        let result = loaded("mirrors:\n  quay.io:\n    endpoint: [mirror.example]\n")
+        let plan = Reconciler(root: root, settings: settings).plan(result.model)
+        let messages = plan.warnings.map(\.message)
+        XCTAssertTrue(messages.contains { $0.hasPrefix("[[registry]] prefix \"quay.io\" in ") && $0.hasSuffix("is replaced by the drop-in's table; its insecure = true is kept there") }, "\(messages)")
+        XCTAssertTrue(messages.contains { $0.contains("replaces [[registry]] prefix \"quay.io\"") && $0.hasSuffix("dropping: mirrors old.example/quay") }, "\(messages)")
+        let dropIn = plan.files.first?.contents ?? ""
+        XCTAssertTrue(dropIn.contains("prefix = \"quay.io\"\nlocation = \"quay.io\"\ninsecure = true\n"), dropIn)
+    }
+
     // 9. A repository-path source that overlaps a host entry: the warning says what containerd
     // really does with images under the path.
     func testItem9RepositoryPathOverlappingAHostSaysWhatHappens() {

@@ -253,10 +253,10 @@ HT="$H/etc/containerd/certs.d/demote.invalid/hosts.toml"
 check "at first both mirrors are in hosts.toml" wait_until 10 grep -q "127.0.0.1:$hung" "$HT"
 check "the hung mirror is left out after 2 failed rounds" wait_until 15 bash -c "! grep -q '127.0.0.1:$hung' '$HT'"
 check "the change is logged once, as down" test "$(grep -c "mirror http://127.0.0.1:$hung/v2/ is down" "$H_TMP/demote.log")" = 1
-check "status.json shows the endpoint down with its reason" python3 -c "
+check "status.json shows the endpoint demoted with its reason" python3 -c "
 import json,sys; s=json.load(open('$H/run/mirror-agent/status.json'))
 p=[x for x in s['probes'] if x['url']=='http://127.0.0.1:$hung/v2/'][0]
-sys.exit(0 if p['state']=='down' and 'timed out' in p['last']['error'] else 1)"
+sys.exit(0 if p['state']=='demoted' and 'timed out waiting for an answer' in p['last']['error'] else 1)"
 [ -n "${CTRD_SOCK:-}" ] || start_containerd
 start=$(date +%s%N)
 check "a real ctr pull through the result does not wait on the hung mirror" ctr_pull "$H/etc/containerd/certs.d" demote.invalid/library/hello:1

@@ -131,8 +131,15 @@ public final class MirrorProber: Sendable {
             let context = ProbeFailureMapping.Context(
                 connectTimeout: settings.connectTimeout, timeout: settings.timeout, sentClientCertificate: target.tls.clientCertificate != nil)
             var mapped = ProbeFailureMapping.failure(for: error, context)
-            if mapped == .tlsUnknownCA, let validity = await CertificateInspector.leafValidity(url: target.url, timeout: settings.connectTimeout) {
-                mapped = ProbeFailureMapping.refineVerifyFailure(notValidBefore: validity.notBefore, notValidAfter: validity.notAfter, now: Date())
+            switch mapped {
+            case .tlsUnknownCA:
+                if case .answered(let before, let after) = await CertificateInspector.inspect(url: target.url, timeout: settings.connectTimeout) {
+                    mapped = ProbeFailureMapping.refineVerifyFailure(notValidBefore: before, notValidAfter: after, now: Date())
+                }
+            case .connectTimeout where https, .answerTimeout where https:
+                mapped = ProbeFailureMapping.refineTimeout(mapped, handshake: await CertificateInspector.inspect(url: target.url, timeout: settings.connectTimeout), context)
+            default:
+                break
             }
             failure = mapped
         }

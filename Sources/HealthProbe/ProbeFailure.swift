@@ -230,6 +230,29 @@ public enum ProbeFailureMapping {
         return .tlsUnknownCA
     }
 
+    /// What a second, unverified handshake with the mirror showed (`CertificateInspector`).
+    public enum Handshake: Sendable, Equatable {
+        /// No TCP connection within the connect timeout.
+        case noConnection
+        /// Connected, but no TLS answer within the connect timeout.
+        case connectedNoTLSAnswer
+        /// The mirror answered the TLS hello with this certificate.
+        case answered(notValidBefore: Date?, notValidAfter: Date?)
+        /// The second look failed otherwise; the first error stands.
+        case unknown
+    }
+
+    /// A timeout over HTTPS does not say which step hung (async-http-client bounds the TCP
+    /// connect and the TLS handshake with one timer); the second handshake does.
+    public static func refineTimeout(_ failure: ProbeFailure, handshake: Handshake, _ context: Context) -> ProbeFailure {
+        switch (failure, handshake) {
+        case (.connectTimeout, .connectedNoTLSAnswer), (.answerTimeout, .connectedNoTLSAnswer): return .tlsHandshakeTimeout(context.connectTimeout)
+        case (.connectTimeout, .answered): return .answerTimeout(context.timeout)
+        case (.answerTimeout, .noConnection): return .connectTimeout(context.connectTimeout)
+        default: return failure
+        }
+    }
+
     static func alertName(_ reason: String) -> String {
         var name = reason
         for prefix in ["SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV1_"] where name.hasPrefix(prefix) {

@@ -112,3 +112,17 @@ final class ProbeFailureMappingTests: XCTestCase {
         XCTAssertTrue(failure.text.contains("install ca-certificates"), failure.text)
     }
 }
+
+extension ProbeFailureMappingTests {
+    /// async-http-client bounds the TCP connect and the TLS handshake with one timer; the second
+    /// handshake's outcome says which step hung.
+    func testAnHTTPSTimeoutIsRefinedByWhatTheSecondHandshakeSaw() {
+        let connect = ProbeFailure.connectTimeout(.seconds(2)), answer = ProbeFailure.answerTimeout(.seconds(5))
+        XCTAssertEqual(ProbeFailureMapping.refineTimeout(connect, handshake: .connectedNoTLSAnswer, context), .tlsHandshakeTimeout(.seconds(2)))
+        XCTAssertEqual(ProbeFailureMapping.refineTimeout(answer, handshake: .connectedNoTLSAnswer, context), .tlsHandshakeTimeout(.seconds(2)))
+        XCTAssertEqual(ProbeFailureMapping.refineTimeout(connect, handshake: .noConnection, context), connect)
+        XCTAssertEqual(ProbeFailureMapping.refineTimeout(answer, handshake: .noConnection, context), connect)
+        XCTAssertEqual(ProbeFailureMapping.refineTimeout(connect, handshake: .answered(notValidBefore: nil, notValidAfter: nil), context), answer)
+        XCTAssertEqual(ProbeFailureMapping.refineTimeout(answer, handshake: .unknown, context), answer)
+    }
+}

@@ -217,6 +217,7 @@ st={p['id']:p['state'] for p in s['probes']}; print(st, s['nodeErrors'])
 assert sum(1 for v in st.values() if v=='unknown')==2 and 'demoted' not in st.values() and 'down' not in st.values()
 assert any('no system trust store' in e for e in s['nodeErrors']) and any('missing.crt' in e for e in s['nodeErrors'])"
 "$AGENT" status --root "$Q" > "$H_TMP/notrust-status.txt" 2>&1
+grep -E '^(status|mirrors|node error|  )' "$H_TMP/notrust-status.txt" | sed 's/^/#   /'
 check "the STATUS line leads with the node error" grep -qE '^status: +node configuration error: no system trust store .*\(\+1 more\); 3 registries, 5 mirrors \(4 endpoints\): 2 up, 2 unknown' "$H_TMP/notrust-status.txt"
 check "the journal says it once, at error level" bash -c "[ \"\$(grep -c 'no system trust store' '$H_TMP/notrust-daemon.log')\" = 1 ]"
 check "metrics: 2 node configuration errors, no mirror down" python3 - "$Q/var/lib/prometheus/node-exporter/mirror_agent.prom" <<'PY2'

@@ -45,7 +45,9 @@ struct StatusReport: Codable, Equatable {
     /// Node errors, each once, from the endpoints whose last probe failed on this node.
     static func nodeErrors(_ probes: [EndpointHealth]) -> [String] {
         var errors: [String] = []
-        for probe in probes {
+        // A missing trust store first: it is the one that makes every HTTPS probe useless.
+        let ordered = probes.filter { $0.last?.cause == "node-no-trust-store" } + probes.filter { $0.last?.cause != "node-no-trust-store" }
+        for probe in ordered {
             guard let last = probe.last, last.local, let error = last.error, !errors.contains(error) else { continue }
             errors.append(error)
         }

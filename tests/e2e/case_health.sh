@@ -11,7 +11,7 @@
 
 start_registry HEALTHTLS tls
 health_closed=$(free_port)
-health_status() { nsenter -t "$E2E_INIT_PID" -m -p -- env SYSTEMD_COLORS=0 systemctl status mirror-agent --no-pager 2>/dev/null; }
+health_status() { nsenter -t "$E2E_INIT_PID" -m -p -- env SYSTEMD_COLORS=0 systemctl status mirror-agent --no-pager --full 2>/dev/null; }
 health_json_state() { # SOURCE -> state of its endpoint in `mirror-agent status --json`
   nsenter -t "$E2E_INIT_PID" -m -p -- mirror-agent status --json 2>/dev/null | python3 -c '
 import json, sys
@@ -45,9 +45,9 @@ YAML
 inside systemctl reload mirror-agent
 
 check "within one probe round systemctl status shows the down endpoint: state and cause" wait_until 10 bash -c \
-  "health_status | grep -F 'https://127.0.0.1:$health_closed/v2/ failing (1/3): connection refused'"
-health_status | grep 'Status:' | sed 's/^/#   /'
-check "and counts it with the others (none is left out)" bash -c "health_status | grep -E 'Status: \".*mirrors \\([0-9]+ endpoints\\): [0-9]+ up, 1 failing \\(1/3\\)'"
+  "health_status > '$H_TMP/health-status.txt' && grep -F 'https://127.0.0.1:$health_closed/v2/ failing (1/3): connection refused' '$H_TMP/health-status.txt'"
+grep 'Status:' "$H_TMP/health-status.txt" | sed 's/^/#   /'
+check "and counts it with the others (none is left out)" grep -E 'Status: ".*mirrors \([0-9]+ endpoints\): [0-9]+ up, 1 failing \(1/3\)' "$H_TMP/health-status.txt"
 check "mirror-agent status lists it with state, last check, latency and cause" bash -c \
   "nsenter -t $E2E_INIT_PID -m -p -- mirror-agent status | grep -E 'https://127.0.0.1:$health_closed/v2/ +(failing \\([123]/3\\)|down|demoted) +[0-9]+s ago +[0-9]+ms +connection refused'"
 check "the HTTPS mirror signed by the installed CA is up" wait_until 10 bash -c "[ \"\$(health_json_state health-tls.invalid)\" = up ]"

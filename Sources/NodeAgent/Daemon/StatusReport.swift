@@ -66,7 +66,12 @@ struct StatusReport: Codable, Equatable {
             let matching = probes.filter { $0.state == state }
             guard !matching.isEmpty else { return }
             if state == .failing {
-                let steps = matching.map { "\($0.consecutiveFailures)/\($0.failureThreshold)" }
+                // "1 failing (1/3)", "9 failing (1/3)", "3 failing (1/3, 2/3 x2)": short for many.
+                var groups: [(String, Int)] = []
+                for step in matching.map({ "\($0.consecutiveFailures)/\($0.failureThreshold)" }).sorted() {
+                    if groups.last?.0 == step { groups[groups.count - 1].1 += 1 } else { groups.append((step, 1)) }
+                }
+                let steps = groups.count == 1 ? [groups[0].0] : groups.map { $0.1 == 1 ? $0.0 : "\($0.0) x\($0.1)" }
                 counts.append("\(matching.count) failing (\(steps.joined(separator: ", ")))")
             } else {
                 counts.append("\(matching.count) \(label)")

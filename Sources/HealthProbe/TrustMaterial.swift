@@ -25,6 +25,8 @@ public struct TrustMaterial: Sendable {
     public let system: Result<[NIOSSLCertificate], ProbeLocalError>
     /// The bundle found (host path), for reports.
     public let systemBundle: String?
+    /// One configuration per distinct TLS settings in a round (they are built and checked once).
+    private let cache = ConfigurationCache()
 
     public init(root: HostRoot) {
         self.root = root
@@ -50,6 +52,13 @@ public struct TrustMaterial: Sendable {
     /// roots plus its own CA files (only its CA files when the node has no trust store, as Go
     /// does), its client certificate, or no verification at all.
     public func configuration(_ settings: TLSSettings) throws(ProbeLocalError) -> TLSConfiguration {
+        if let cached = cache.get(settings) { return try cached.get() }
+        let result = Result { () throws(ProbeLocalError) -> TLSConfiguration in try build(settings) }
+        cache.put(settings, result)
+        return try result.get()
+    }
+
+    func build(_ settings: TLSSettings) throws(ProbeLocalError) -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
         if settings.skipVerify {
             tls.certificateVerification = .none
@@ -115,5 +124,22 @@ public struct TrustMaterial: Sendable {
             if case .tlsSetup(let reason) = name { return reason == "KEY_VALUES_MISMATCH" ? "the client key does not match the client certificate" : reason }
         }
         return "\(error)"
+    }
+}
+
+final class ConfigurationCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [TLSSettings: Result<TLSConfiguration, ProbeLocalError>] = [:]
+
+    func get(_ key: TLSSettings) -> Result<TLSConfiguration, ProbeLocalError>? {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries[key]
+    }
+
+    func put(_ key: TLSSettings, _ value: Result<TLSConfiguration, ProbeLocalError>) {
+        lock.lock()
+        entries[key] = value
+        lock.unlock()
     }
 }

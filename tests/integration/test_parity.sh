@@ -19,31 +19,40 @@ par_digest=$(push_image "$par_img" 1 "$REG_PAR_MIR_ADDR/par/hello:1")
 push_image "$par_img" 1 "$REG_PAR_TLS_ADDR/par/hello:1" >/dev/null
 
 # A name for this machine that is not loopback by its spelling (containerd and k3s decide that
-# on the name: `localhost` or a loopback IP literal), yet resolves to loopback here: the
-# hostname. Through it, loopback registries play ordinary HTTPS-by-default registries.
+# on the name: `localhost` or a loopback IP literal), yet resolves to a loopback address here:
+# the hostname (127.0.0.1 here, 127.0.1.1 on a stock Debian). Registries listening on that
+# address and reached by that name play ordinary, HTTPS-by-default registries.
 PAR_HN=$(hostname)
+PAR_HN_IP=$(getent ahostsv4 "$PAR_HN" 2>/dev/null | awk 'NR == 1 { print $1 }')
 par_hn_ok=no
-case "$(getent ahostsv4 "$PAR_HN" 2>/dev/null | awk 'NR == 1 { print $1 }')" in 127.*) par_hn_ok=yes ;; esac
-# A TLS registry whose certificate (from the harness's test CA) names the hostname.
-par_start_tls_by_name() {
-  local dir="$H_TMP/registry-PAR_NAMED" port
+case "$PAR_HN_IP" in 127.*) par_hn_ok=yes ;; esac
+# par_start_named NAME [tls]: a registry on $PAR_HN_IP, reached as $PAR_HN:PORT, holding
+# par/hello:1; with tls, its certificate (from the harness's test CA) names the hostname.
+# Sets PAR_<NAME>_ADDR (hostname:port), PAR_<NAME>_PORT and PAR_<NAME>_LOG.
+par_start_named() {
+  local name=$1 tls=${2:-} dir="$H_TMP/registry-PAR_$1" port scheme=http tlsline=""
   mkdir -p "$dir/data"
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$PAR_HN" \
-    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null || return 1
-  printf '%s\n' "subjectAltName=DNS:$PAR_HN" 'basicConstraints=CA:FALSE' 'keyUsage=digitalSignature' \
-    'extendedKeyUsage=serverAuth' > "$dir/server.ext"
-  openssl x509 -req -in "$dir/server.csr" -CA "$TEST_CA_CRT" -CAkey "$TEST_CA_KEY" -CAcreateserial \
-    -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null || return 1
+  if [ "$tls" = tls ]; then
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$PAR_HN" \
+      -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null || return 1
+    printf '%s\n' "subjectAltName=DNS:$PAR_HN" 'basicConstraints=CA:FALSE' 'keyUsage=digitalSignature' \
+      'extendedKeyUsage=serverAuth' > "$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$TEST_CA_CRT" -CAkey "$TEST_CA_KEY" -CAcreateserial \
+      -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null || return 1
+    scheme=https tlsline="  tls: {certificate: \"$dir/server.crt\", key: \"$dir/server.key\"}"
+  fi
   port=$(free_port) || return 1
-  printf 'version: 0.1\nlog:\n  level: warn\n  formatter: text\n  accesslog: {disabled: false}\nstorage:\n  filesystem: {rootdirectory: "%s"}\nhttp:\n  addr: 127.0.0.1:%s\n  secret: mirror-agent-harness\n  tls: {certificate: "%s", key: "%s"}\n' \
-    "$dir/data" "$port" "$dir/server.crt" "$dir/server.key" > "$dir/config.yml"
+  printf 'version: 0.1\nlog:\n  level: warn\n  formatter: text\n  accesslog: {disabled: false}\nstorage:\n  filesystem: {rootdirectory: "%s"}\nhttp:\n  addr: %s:%s\n  secret: mirror-agent-harness\n%s\n' \
+    "$dir/data" "$PAR_HN_IP" "$port" "$tlsline" > "$dir/config.yml"
   _h_spawn "$dir/log" docker-registry serve "$dir/config.yml"
-  PAR_NAMED_LOG="$dir/log" PAR_NAMED_ADDR="$PAR_HN:$port"
-  wait_until 20 _h_probe_registry "$H_LAST_PID" "https://$PAR_HN:$port/v2/" || return 1
-  timeout 120 skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$par_img:1" "docker://127.0.0.1:$port/par/hello:1" >&2
+  printf -v "PAR_${name}_ADDR" '%s' "$PAR_HN:$port"
+  printf -v "PAR_${name}_PORT" '%s' "$port"
+  printf -v "PAR_${name}_LOG" '%s' "$dir/log"
+  wait_until 20 _h_probe_registry "$H_LAST_PID" "$scheme://$PAR_HN:$port/v2/" || return 1
+  timeout 120 skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$par_img:1" "docker://$PAR_HN_IP:$port/par/hello:1" >&2
 }
 par_named=no
-[ "$par_hn_ok" = yes ] && par_start_tls_by_name && par_named=yes
+if [ "$par_hn_ok" = yes ] && par_start_named NSRC && par_start_named NTLS tls; then par_named=yes; fi
 
 par_root() {
   local r
@@ -70,8 +79,8 @@ par_get() { echo "\"GET /v2/$1/manifests/"; }
 par_not() { if "$@"; then return 1; fi; return 0; }
 
 # --- item 1: a plain-HTTP endpoint on the registry's own host is kept -----------------------
-if [ "$par_hn_ok" = yes ]; then
-  src="$PAR_HN:$REG_PAR_SRC_PORT"
+if [ "$par_named" = yes ]; then
+  src="$PAR_NSRC_ADDR"
   R=$(par_root)
   cat > "$R/etc/mirror-agent/mirrors.d/registries.yaml" <<YAML
 mirrors:
@@ -80,24 +89,24 @@ mirrors:
       - http://$src
 YAML
   check "item 1: apply the k3d-docs shape" "$AGENT" apply --root "$R"
-  f="$(par_hosts "$R")/${PAR_HN}_${REG_PAR_SRC_PORT}_/hosts.toml"
+  f="$(par_hosts "$R")/${PAR_HN}_${PAR_NSRC_PORT}_/hosts.toml"
   check "item 1: server stays https, the http endpoint is a [host]" bash -c "grep -q '^server = \"https://$src\"' '$f' && grep -q '^\[host.\"http://$src\"\]' '$f'"
-  m=$(par_mark "$REG_PAR_SRC_LOG")
+  m=$(par_mark "$PAR_NSRC_LOG")
   check "item 1: ctr pulls through the plain-HTTP endpoint" par_pull "$(par_hosts "$R")" "$src/par/hello:1"
-  check "item 1: the registry's log has the GET of par/hello's manifest" par_got "$REG_PAR_SRC_LOG" "$m" "$(par_get par/hello)"
+  check "item 1: the registry's log has the GET of par/hello's manifest" par_got "$PAR_NSRC_LOG" "$m" "$(par_get par/hello)"
   # Negative control: what the agent wrote before (the upstream over HTTPS as the only [host]).
   sed -i "s|^\[host.\"http://$src\"\]|[host.\"https://$src\"]|" "$f"
   check "item 1 control: with only HTTPS the same pull fails" par_not par_pull "$(par_hosts "$R")" "$src/par/hello:1"
 else
-  check "item 1: the hostname ($PAR_HN) resolves to loopback" false
+  check "item 1: registries reached by the hostname ($PAR_HN -> $PAR_HN_IP) could be started" false
 fi
 
 # --- item 2: the source listed before its mirrors is asked first ---------------------------
 # The source is spelled by the hostname so that it sorts after the mirror (127.0.0.1:...): a
 # merge that took the source's own entry for a contradicting order (what the agent did before)
 # would put the mirror first, whatever the ports.
-if [ "$par_hn_ok" = yes ]; then
-src="$PAR_HN:$REG_PAR_SRC_PORT"
+if [ "$par_named" = yes ]; then
+src="$PAR_NSRC_ADDR"
 R=$(par_root)
 cat > "$R/etc/mirror-agent/mirrors.d/registries.yaml" <<YAML
 mirrors:
@@ -111,13 +120,13 @@ check "item 2: apply k3s [source, mirror]" test $? -eq 0
 check "item 2: no warning about contradicting orders" bash -c "! grep -q contradict '$H_TMP/parity-apply.out'"
 par_order_check() { # HOSTS_DIR: the pull is served by the source, and the mirror is not asked
   local ms mm
-  ms=$(par_mark "$REG_PAR_SRC_LOG"); mm=$(par_mark "$REG_PAR_MIR_LOG")
-  par_pull "$1" "$src/par/hello:1" && par_got "$REG_PAR_SRC_LOG" "$ms" "$(par_get par/hello)" &&
+  ms=$(par_mark "$PAR_NSRC_LOG"); mm=$(par_mark "$REG_PAR_MIR_LOG")
+  par_pull "$1" "$src/par/hello:1" && par_got "$PAR_NSRC_LOG" "$ms" "$(par_get par/hello)" &&
     ! par_got "$REG_PAR_MIR_LOG" "$mm" "$(par_get par/hello)"
 }
 check "item 2: ctr asks the source first, not the mirror" par_order_check "$(par_hosts "$R")"
 # Negative control: the order the agent used to produce (mirror first) fails the same check.
-f="$(par_hosts "$R")/${PAR_HN}_${REG_PAR_SRC_PORT}_/hosts.toml"
+f="$(par_hosts "$R")/${PAR_HN}_${PAR_NSRC_PORT}_/hosts.toml"
 python3 - "$f" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -143,9 +152,9 @@ check "item 2: apply an IDMS listing the source first" test $? -eq 0
 check "item 2: no warning about contradicting orders for the IDMS" bash -c "! grep -q contradict '$H_TMP/parity-apply.out'"
 par_skopeo_order() { # DROPIN
   local ms mm
-  ms=$(par_mark "$REG_PAR_SRC_LOG"); mm=$(par_mark "$REG_PAR_MIR_LOG")
+  ms=$(par_mark "$PAR_NSRC_LOG"); mm=$(par_mark "$REG_PAR_MIR_LOG")
   timeout 60 skopeo --registries-conf "$1" inspect --no-tags --retry-times 0 "docker://$src/par/hello@$par_digest" >/dev/null 2>&1 &&
-    par_got "$REG_PAR_SRC_LOG" "$ms" "$(par_get par/hello)" && ! par_got "$REG_PAR_MIR_LOG" "$mm" "$(par_get par/hello)"
+    par_got "$PAR_NSRC_LOG" "$ms" "$(par_get par/hello)" && ! par_got "$REG_PAR_MIR_LOG" "$mm" "$(par_get par/hello)"
 }
 check "item 2: skopeo asks the source (first mirror entry) first" par_skopeo_order "$(par_dropin "$R")"
 cp "$(par_dropin "$R")" "$H_TMP/parity-dropin-swapped.conf"
@@ -157,7 +166,7 @@ open(sys.argv[1], "w").write(head + "".join(reversed(mirrors)))
 PY
 check "item 2 control: skopeo with the mirror first fails the same check" par_not par_skopeo_order "$H_TMP/parity-dropin-swapped.conf"
 else
-  check "item 2: the hostname ($PAR_HN) resolves to loopback" false
+  check "item 2: registries reached by the hostname ($PAR_HN -> $PAR_HN_IP) could be started" false
 fi
 
 # --- item 3: configs."*" TLS is for _default only -------------------------------------------
@@ -168,7 +177,7 @@ if [ "$par_named" = yes ]; then
 mirrors:
   upstream.invalid:
     endpoint:
-      - https://$PAR_NAMED_ADDR
+      - https://$PAR_NTLS_ADDR
 configs:
   "*":
     tls:
@@ -178,16 +187,16 @@ YAML
   check "item 3: the CA is in _default/hosts.toml, with no server" bash -c "grep -q '^ca = \"$TEST_CA_CRT\"' '$(par_hosts "$R")/_default/hosts.toml' && ! grep -q '^server' '$(par_hosts "$R")/_default/hosts.toml'"
   check "item 3: and not on upstream.invalid's mirror" bash -c "! grep -q 'ca = ' '$(par_hosts "$R")/upstream.invalid/hosts.toml'"
   check "item 3: the CRI-O drop-in has no insecure = true" bash -c "! grep -q 'insecure = true' '$(par_dropin "$R")'"
-  m=$(par_mark "$PAR_NAMED_LOG")
-  check "item 3: ctr pulls straight from a TLS registry with _default's CA" par_pull "$(par_hosts "$R")" "$PAR_NAMED_ADDR/par/hello:1"
-  check "item 3: that registry's log has the GET" par_got "$PAR_NAMED_LOG" "$m" "$(par_get par/hello)"
-  m=$(par_mark "$PAR_NAMED_LOG")
+  m=$(par_mark "$PAR_NTLS_LOG")
+  check "item 3: ctr pulls straight from a TLS registry with _default's CA" par_pull "$(par_hosts "$R")" "$PAR_NTLS_ADDR/par/hello:1"
+  check "item 3: that registry's log has the GET" par_got "$PAR_NTLS_LOG" "$m" "$(par_get par/hello)"
+  m=$(par_mark "$PAR_NTLS_LOG")
   check "item 3: upstream.invalid's mirror does not get _default's CA (as in k3s): that pull fails" par_not par_pull "$(par_hosts "$R")" upstream.invalid/par/hello:1
   check "item 3: ... on the certificate, after reaching the mirror" grep -q "x509\|certificate" "$H_TMP/ctr-pull.log"
   sed -i '/^ca = /d' "$(par_hosts "$R")/_default/hosts.toml"
-  check "item 3 control: without _default's CA the direct pull fails" par_not par_pull "$(par_hosts "$R")" "$PAR_NAMED_ADDR/par/hello:1"
+  check "item 3 control: without _default's CA the direct pull fails" par_not par_pull "$(par_hosts "$R")" "$PAR_NTLS_ADDR/par/hello:1"
 else
-  check "item 3: a TLS registry named by the hostname ($PAR_HN) could be started" false
+  check "item 3: registries reached by the hostname ($PAR_HN -> $PAR_HN_IP) could be started" false
 fi
 
 # --- item 4: a loopback source is reached over plain HTTP ------------------------------------

@@ -45,6 +45,13 @@ printf 'mirrors:\n  x.example:\n    endpoint: ["ftp://nope"]\n' > "$R/etc/mirror
 check "reload: invalid desired state is refused with exit 2, naming the file" bash -c "[ $rc = 2 ] && grep -q 'mirrors.d/b.yaml:3:' '$H_TMP/reload-bad2.out'"
 rm -f "$R/etc/mirror-agent/mirrors.d/b.yaml"
 
+# A plain SIGHUP (no request number) with a bad agent.yaml: the daemon itself refuses and says so.
+printf 'insecureRegistries: []\nbogus: 1\n' > "$R/etc/mirror-agent/agent.yaml"
+kill -HUP "$RELOAD_DAEMON"
+check "reload: on a plain SIGHUP the daemon refuses a bad agent.yaml (status: refused, file:line:column)" wait_until 10 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])).get("reload") or {}; sys.exit(0 if r.get("result") == "refused" and r.get("request") == 0 and "agent.yaml:2:1" in (r.get("error") or "") else 1)' "$RSTATUS"
+check "reload: and the previous settings stay in force (still http)" grep -q 'http://mirror.example:5000' "$RHOSTS"
+
+printf 'runtimes: [containerd]\ndaemon: {debounce: 50ms}\nprobe: {enabled: false}\n' > "$R/etc/mirror-agent/agent.yaml"
 kill -KILL "$RELOAD_DAEMON" 2>/dev/null; wait "$RELOAD_DAEMON" 2>/dev/null
 "$AGENT" reload --root "$R" --timeout 5 > "$H_TMP/reload-gone.out" 2>&1; rc=$?
 check "reload: no daemon is a failure to act (exit 1), said plainly" bash -c "[ $rc = 1 ] && grep -q 'no running mirror-agent daemon' '$H_TMP/reload-gone.out'"

@@ -120,6 +120,18 @@ struct Reconciliation {
                 result.pending.append(.restartContainerd(originals: originals))
             }
         }
+        // Actions an earlier run decided and did not carry out (killed, restarted, policy) are
+        // still due: this pass carries them out too.
+        if !dryRun {
+            let (record, _) = loadPending()
+            if let restart = record.containerdRestart, !result.pending.contains(where: { if case .restartContainerd = $0 { true } else { false } }) {
+                result.pending.append(.restartContainerd(originals: restart.originals))
+                result.notes.append("a containerd restart decided earlier is still pending (\(restart.reason))")
+            }
+            if record.crioReload != nil, !result.pending.contains(.reloadCRIO) {
+                result.pending.append(.reloadCRIO)
+            }
+        }
         return result
     }
 

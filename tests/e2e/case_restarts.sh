@@ -9,7 +9,7 @@ R_RECORD="$M/var/lib/mirror-agent/pending-actions.json"
 R_CONFIG="$M/etc/containerd/config.toml"
 
 # When containerd's main process started, and when config.toml last changed (seconds since the epoch).
-r_started() { inside systemctl show -p ExecMainStartTimestamp --value --timestamp=unix containerd | tr -d '@'; }
+r_started() { nsenter -t "$E2E_INIT_PID" -m -p -- systemctl show -p ExecMainStartTimestamp --value --timestamp=unix containerd | tr -d '@'; }
 r_changed() { stat -c '%Z' "$R_CONFIG"; }
 # containerd runs with the file's configuration: it started after config.toml's last change.
 r_in_force() { [ "$(r_started)" -ge "$(r_changed)" ]; }
@@ -18,6 +18,7 @@ r_in_force() { [ "$(r_started)" -ge "$(r_changed)" ]; }
 r_pull() {
   if declare -F cri_pull >/dev/null; then cri_pull "$1"; else inside timeout 60 ctr image pull --hosts-dir /etc/containerd/certs.d "$1"; fi
 }
+export E2E_INIT_PID R_CONFIG
 export -f r_started r_changed r_in_force 2>/dev/null
 # A stock config.toml (the one Debian ships, kept as the agent's first backup), without config_path.
 r_stock() {

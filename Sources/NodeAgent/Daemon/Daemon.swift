@@ -364,7 +364,7 @@ final class Daemon {
             case .restartContainerd(let originals):
                 if pendingRestart == nil {
                     pendingRestart = originals
-                    pendingRestartReason = "config.toml changed"
+                    pendingRestartReason = reconciliation.loadPending().0.containerdRestart?.reason ?? "config.toml changed"
                 }
             case .reloadCRIO:
                 pendingReload = true

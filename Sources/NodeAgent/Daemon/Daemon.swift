@@ -37,6 +37,10 @@ final class Daemon {
     /// started before config.toml changed", ...), for the journal and status.
     var pendingRestartReason: String?
     var pendingReload = false
+    /// agent.yaml was invalid when the daemon started: it runs report-only (passes as dry runs,
+    /// no config.toml patch, no restart or reload) until a valid agent.yaml is reloaded, rather
+    /// than on defaults that may undo an admin's explicit choices (fail closed).
+    var settingsProblem: String?
     var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
     var outputDirectories: [String] = []
     /// containerd's config.toml and its imports (paths on this machine): a change by anyone is
@@ -75,9 +79,10 @@ final class Daemon {
     var lastFailures: [String] = []
     var lastWarnings: Set<String> = []
 
-    init(root: HostRoot, settings: AgentSettings, logger: Logger) throws(RuntimeError) {
+    init(root: HostRoot, settings: AgentSettings, logger: Logger, settingsProblem: String? = nil) throws(RuntimeError) {
         self.root = root
         self.settings = settings
+        self.settingsProblem = settingsProblem
         self.logger = logger
         watcher = try FileWatcher()
         signals = msa_signalfd_open()
@@ -273,8 +278,18 @@ final class Daemon {
         let (fresh, diagnostics) = AgentSettings.load(root: root)
         if diagnostics.hasErrors {
             for d in diagnostics.errors { logger.error("\(d.description)", metadata: ["file": "\(d.location?.file ?? "")"]) }
-            logger.error("agent.yaml is invalid; the previous settings stay in force")
+            if settingsProblem != nil {
+                settingsProblem = Self.settingsProblem(diagnostics.errors)
+                logger.error("agent.yaml is still invalid; staying report-only")
+            } else {
+                logger.error("agent.yaml is invalid; the previous settings stay in force")
+            }
         } else {
+            if settingsProblem != nil {
+                logger.notice("agent.yaml is valid again; leaving report-only mode")
+                settingsProblem = nil
+                resumePendingActions()
+            }
             let probeChanged = fresh.probe != settings.probe
             settings = fresh
             logger.info("agent.yaml re-read")
@@ -299,7 +314,7 @@ final class Daemon {
     private func reconcile(reason: String) -> [String] {
         generation += 1
         let down = settings.probe.onUnhealthy == .demote ? tracker.down : []
-        let reconciliation = Reconciliation(root: root, settings: settings, down: down)
+        let reconciliation = Reconciliation(root: root, settings: settings, dryRun: settingsProblem != nil, down: down)
         let result = reconciliation.run()
         metrics.lastReconcile = Date()
         let now = Date()
@@ -334,7 +349,7 @@ final class Daemon {
             if change.path.hasSuffix("/hosts.toml"), let directory = change.path.split(separator: "/").dropLast().last {
                 metadata["registry"] = "\(ContainerdHostsRenderer.host(forDirectory: String(directory)))"
             }
-            logger.info("\(change.kind.rawValue) \(root.path(change.path))", metadata: metadata)
+            logger.info("\(settingsProblem == nil ? "" : "report-only, would have ")\(change.kind.rawValue) \(root.path(change.path))", metadata: metadata)
         }
         // Warnings are logged when they first appear, not again on every pass.
         let warnings = result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings
@@ -386,6 +401,19 @@ final class Daemon {
         }
 
         report.result = result.outcome.failures.isEmpty ? "ok" : "failed"
+        if let settingsProblem {
+            // Report-only: what a pass would change is said, nothing is written.
+            report.result = "invalid"
+            report.error = "\(settingsProblem); report-only: nothing is written or restarted until a valid agent.yaml is reloaded"
+            if generation == 1 || !changes.isEmpty { logger.error("\(report.error!)\(changes.isEmpty ? "" : " (\(changes.count) file\(changes.count == 1 ? "" : "s") would change)")") }
+            metrics.reconcileTotal["invalid", default: 0] += 1
+            report.lastChanged = []
+            report.managedFiles = result.plan.files.map { root.path($0.path) }
+            report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.description)
+            report.runtimes = runtimeStatus(result)
+            publish(report)
+            return []
+        }
         metrics.reconcileTotal[report.result, default: 0] += 1
         if report.result == "failed" {
             // Retry with backoff: nothing else may change to wake us up. One line per retry.
@@ -461,6 +489,7 @@ final class Daemon {
     /// killed before carrying it out) is picked up from the state directory; it is carried out
     /// after `restartDelay`, under the same policy and rate limit as a fresh one.
     private func resumePendingActions() {
+        guard settingsProblem == nil else { return }
         let (record, problem) = Reconciliation(root: root, settings: settings).loadPending()
         if let problem { logger.error("\(problem)") }
         if let restart = record.containerdRestart {
@@ -480,6 +509,7 @@ final class Daemon {
     }
 
     private func performPendingActions() {
+        guard settingsProblem == nil else { return }
         let reconciliation = Reconciliation(root: root, settings: settings)
         var actions: [Reconciliation.PendingAction] = []
         var reports: [RuntimeActionReport] = []
@@ -573,6 +603,11 @@ final class Daemon {
         } catch {
             logger.error("cannot write metrics into \(root.path(settings.metrics.directory)): \(error)")
         }
+    }
+
+    /// The words for an invalid agent.yaml in STATUS=, the journal and status.json.
+    static func settingsProblem(_ errors: [Diagnostic]) -> String {
+        "agent.yaml is invalid: \(errors.first?.description ?? "unknown error")\(errors.count > 1 ? " (+\(errors.count - 1) more)" : "")"
     }
 
     private func armWatchdog() {

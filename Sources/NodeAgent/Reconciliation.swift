@@ -256,7 +256,7 @@ struct Reconciliation {
                             unit: "containerd.service", action: "restart", result: .done,
                             message: state == "active" || state == "reloading"
                                 ? "containerd.service was restarted since the change was decided; it runs with the new configuration, no restart needed"
-                                : "containerd.service is \(state); it reads the new configuration when it starts, no restart needed",
+                                : "containerd.service is \(state) (stopped); it reads the new configuration when it starts, no restart needed",
                             activeState: state))
                     problems += updatePending { $0.containerdRestart = nil }
                     continue

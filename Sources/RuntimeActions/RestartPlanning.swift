@@ -53,13 +53,19 @@ public enum StaleRuntime {
             .max { $0.changedAt < $1.changedAt }
     }
 
-    /// Whether a restart recorded at `decidedAt` (µs) is still needed: only while the unit is
-    /// active with a main process that started before the decision. A stopped or failed unit
-    /// reads its files when it starts, and one that started after the decision (someone
-    /// restarted it, or the machine rebooted) already runs with the new configuration.
+    /// Whether a restart recorded at `decidedAt` (µs) is still needed.
+    /// - active: only if its main process started before the decision; one that started after
+    ///   it (someone restarted it, the machine rebooted) already runs with the new configuration.
+    /// - failed, or activating (systemd's auto-restart after a failure): yes, because that may be
+    ///   the new configuration failing, left so by an agent killed before it could verify the
+    ///   restart; the restart (with the recorded rollback) settles it.
+    /// - inactive (stopped on purpose): no; it reads its files when it is started.
     public static func restartStillNeeded(activeState: String, mainStartedAt: UInt64, decidedAt: UInt64) -> Bool {
-        guard activeState == "active" || activeState == "reloading" else { return false }
-        return mainStartedAt == 0 || mainStartedAt <= decidedAt
+        switch activeState {
+        case "active", "reloading": return mainStartedAt == 0 || mainStartedAt <= decidedAt
+        case "failed", "activating": return true
+        default: return false
+        }
     }
 
     /// The words `check`, `status` and the journal use.

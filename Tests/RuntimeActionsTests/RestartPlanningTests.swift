@@ -70,8 +70,10 @@ final class RestartPlanningTests: XCTestCase {
         let decided = t0
         XCTAssertTrue(StaleRuntime.restartStillNeeded(activeState: "active", mainStartedAt: decided - 60_000_000, decidedAt: decided))
         XCTAssertFalse(StaleRuntime.restartStillNeeded(activeState: "active", mainStartedAt: decided + 1, decidedAt: decided), "restarted since")
-        XCTAssertFalse(StaleRuntime.restartStillNeeded(activeState: "inactive", mainStartedAt: decided - 1, decidedAt: decided))
-        XCTAssertFalse(StaleRuntime.restartStillNeeded(activeState: "failed", mainStartedAt: decided - 1, decidedAt: decided))
+        XCTAssertFalse(StaleRuntime.restartStillNeeded(activeState: "inactive", mainStartedAt: decided - 1, decidedAt: decided), "stopped on purpose")
+        // Killed between the restart and its verification: the new config may be what fails.
+        XCTAssertTrue(StaleRuntime.restartStillNeeded(activeState: "failed", mainStartedAt: decided + 1, decidedAt: decided))
+        XCTAssertTrue(StaleRuntime.restartStillNeeded(activeState: "activating", mainStartedAt: decided + 1, decidedAt: decided))
         XCTAssertTrue(StaleRuntime.restartStillNeeded(activeState: "active", mainStartedAt: 0, decidedAt: decided), "unknown start: restart")
     }
 

@@ -87,6 +87,28 @@ check "(b) containerd is active and runs with the hand-edited file" wait_until 3
 check "(b) the pending restart is no longer reported" wait_until 10 bash -c "! nsenter -t $E2E_INIT_PID -m -p -- mirror-agent status | grep -q 'restart pending'"
 check "(b) a pull through the mirror works" r_pull upstream.invalid/library/hello:1
 
+# --- (c) issue 14: the agent killed (-9) between containerd's restart and its verification --------
+# The fix is made to break containerd (testing.breakContainerdStart); the agent is killed while
+# it waits for containerd to come back. systemd starts it again (Restart=on-failure), and the new
+# agent finishes the rollback from the durable record.
+r_since=$(date +%s)
+printf 'daemon: {restartDelay: 1s, minRestartInterval: 1s}\ntesting: {breakContainerdStart: true}\n' > "$M/etc/mirror-agent/agent.yaml"
+inside systemctl stop mirror-agent
+r_stock
+inside systemctl restart containerd
+r_stock_sum=$(sha256sum < "$R_CONFIG")
+inside systemctl start mirror-agent
+check "(c) the agent restarts containerd with a config.toml that breaks it" wait_until 30 bash -c "grep -q mirror-agent-test-broken '$R_CONFIG' && [ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl show -p ActiveState --value containerd)\" != active ]"
+agent_pid=$(mainpid mirror-agent)
+inside systemctl kill -s KILL mirror-agent
+check "(c) it was killed before it could verify and roll back (the breaking config.toml is still there)" grep -q mirror-agent-test-broken "$R_CONFIG"
+check "(c) the record with what to restore is on disk" grep -q '"originals"' "$R_RECORD"
+check "(c) systemd starts the agent again" wait_until 30 bash -c "p=\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl show -p MainPID --value mirror-agent); [ -n \"\$p\" ] && [ \"\$p\" != 0 ] && [ \"\$p\" != $agent_pid ]"
+check "(c) the new agent finishes the rollback: the original config.toml is back" wait_until 120 bash -c "[ \"\$(sha256sum < '$R_CONFIG')\" = '$r_stock_sum' ]"
+check "(c) containerd ends active" wait_until 60 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active containerd)\" = active ]"
+check "(c) and the failure is reported loudly" wait_until 10 bash -c "nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent -p crit --since @$r_since --no-pager -q | grep -q 'previous config.toml was restored'"
+check "(c) the record is cleared" wait_until 10 bash -c "! grep -q '\"containerdRestart\"' '$R_RECORD'"
+
 # --- leave things as found ------------------------------------------------------------------
 cp "$R_SAVED_AGENT_YAML" "$M/etc/mirror-agent/agent.yaml"
 inside systemctl restart mirror-agent

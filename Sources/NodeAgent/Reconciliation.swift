@@ -288,6 +288,20 @@ struct Reconciliation {
         return (reports, problems)
     }
 
+    // MARK: - Configuration errors
+
+    /// The CRI-O drop-in's directory tree does not exist and cannot be created because the
+    /// file system is read-only to the agent: the case of explicit `crio` on a host without
+    /// /etc/containers, where mirror-agent.service (ProtectSystem=strict) may write only to
+    /// directories that existed when it started. Retrying cannot help; it is a configuration
+    /// error, said once, and the other runtime's files stay in force.
+    func crioConfigurationError(_ failure: String) -> String? {
+        let dropInDirectory = AtomicWriter.split(hostPath: settings.crio.dropIn).directory
+        let top = AtomicWriter.split(hostPath: dropInDirectory).directory
+        guard failure == "\(root.path(top)): cannot create directory: \(String(cString: strerror(EROFS)))" else { return nil }
+        return "crio is in runtimes, but \(root.path(top)) does not exist and is read-only to mirror-agent (its unit, with ProtectSystem=strict, may write only to directories that existed when it started), so \(root.path(settings.crio.dropIn)) cannot be written: create the directory (mkdir -p \(root.path(dropInDirectory))) and restart mirror-agent, or leave crio out of runtimes in agent.yaml"
+    }
+
     // MARK: - The durable record of pending actions
 
     var pendingRecordPath: String { settings.stateDir + "/" + PendingActionsRecord.fileName }

@@ -360,9 +360,14 @@ final class Daemon {
         for note in result.notes where !changes.isEmpty { logger.info("\(note)") }
         let failures = result.outcome.failures
         let sameFailures = !failures.isEmpty && failures == lastFailures
+        // A failure no retry can mend (configuration), said once; the rest is retried.
+        let configurationErrors = failures.compactMap { reconciliation.crioConfigurationError($0) }
+        let retryable = failures.filter { reconciliation.crioConfigurationError($0) == nil }
         if !sameFailures {
             for (runtime, problems) in result.runtimeFailures.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-                for problem in problems { logger.error("\(problem)", metadata: ["runtime": "\(runtime.rawValue)"]) }
+                for problem in problems {
+                    logger.error("\(reconciliation.crioConfigurationError(problem) ?? problem)", metadata: ["runtime": "\(runtime.rawValue)"])
+                }
             }
             for failure in failures where !result.runtimeFailures.values.contains(where: { $0.contains(failure) }) { logger.error("\(failure)") }
         }
@@ -400,7 +405,7 @@ final class Daemon {
             _ = msa_timerfd_arm(restartTimer, nanoseconds(settings.daemon.restartDelay), 0)
         }
 
-        report.result = result.outcome.failures.isEmpty ? "ok" : "failed"
+        report.result = failures.isEmpty ? "ok" : "failed"
         if let settingsProblem {
             // Report-only: what a pass would change is said, nothing is written.
             report.result = "invalid"
@@ -415,7 +420,12 @@ final class Daemon {
             return []
         }
         metrics.reconcileTotal[report.result, default: 0] += 1
-        if report.result == "failed" {
+        if report.result == "failed" && retryable.isEmpty {
+            // Only configuration errors: logged above when they first appeared; nothing to
+            // retry until something changes (an event starts the next pass).
+            failuresInARow = 0
+            retryDue = false
+        } else if report.result == "failed" {
             // Retry with backoff: nothing else may change to wake us up. One line per retry.
             failuresInARow += 1
             let delay = retrySchedule.delay(afterFailures: failuresInARow)
@@ -434,7 +444,7 @@ final class Daemon {
             failuresInARow = 0
             retryDue = false
         }
-        report.error = result.outcome.failures.first
+        report.error = retryable.first ?? configurationErrors.first
         if report.result == "ok" { report.lastSuccess = now }
         report.lastChanged = changes.map { root.path($0.path) }
         report.managedFiles = result.plan.files.map { root.path($0.path) }
@@ -473,8 +483,10 @@ final class Daemon {
             if let pending = entry.pending { entry.state = "\(pending)-pending" }
             if let failures = result.runtimeFailures[runtime] {
                 // Partial success: this runtime's files are not (all) in force; the others are.
-                entry.state = "write-failed"
-                entry.error = failures.joined(separator: "; ")
+                let reconciliation = Reconciliation(root: root, settings: settings)
+                let configuration = failures.compactMap { reconciliation.crioConfigurationError($0) }
+                entry.state = configuration.count == failures.count ? "config-error" : "write-failed"
+                entry.error = failures.map { reconciliation.crioConfigurationError($0) ?? $0 }.joined(separator: "; ")
             }
             if let (last, time) = runtimeHistory[runtime.rawValue] {
                 entry.lastAction = last

@@ -16,6 +16,11 @@ struct StatusReport: Codable, Equatable {
         var lastAction: RuntimeActionReport?
         var lastActionTime: Date?
         var pending: String?
+        /// Why the pending action is pending ("restart pending: containerd started before
+        /// config.toml changed", "config.toml changed", ...).
+        var pendingReason: String?
+        /// What could not be written for this runtime (its files are not all in force).
+        var error: String?
     }
 
     var version = 1
@@ -111,6 +116,7 @@ struct StatusReport: Codable, Equatable {
         var parts = ["\(registries) registr\(registries == 1 ? "y" : "ies"), \(mirrorSummary())"]
         for runtime in runtimes {
             var text = "\(runtime.name) \(runtime.state)"
+            if let reason = runtime.pendingReason { text += " (\(reason))" }
             if let action = runtime.lastAction, let time = runtime.lastActionTime, runtime.pending == nil {
                 let verb = action.action.hasPrefix("reload") ? "reloaded" : "restarted"
                 switch action.result {

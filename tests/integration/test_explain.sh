@@ -1,0 +1,257 @@
+# `mirror-agent explain` judged by the runtimes themselves: for each configuration, explain's
+# predicted first endpoint must be the loopback registry whose access log shows the pull.
+#   containerd: containerd's resolver through `ctr --hosts-dir` (the same hosts.go lookup the CRI
+#     plugin uses for config_path; the CRI PullImage path is not driven here yet).
+#   CRI-O: containers/image (skopeo) reading the *system* /etc/containers/registries.conf and
+#     registries.conf.d, bind-mounted in a private mount namespace so the host's stay untouched.
+# Sourced by run.sh, with lib.sh loaded. Every registry holds the image, so the first endpoint
+# asked serves it and no other registry sees a manifest request for that repository.
+
+start_registry EXU
+start_registry EXA
+start_registry EXB
+[ -n "${CTRD_SOCK:-}" ] || start_containerd
+make_test_ca
+ex_img="$H_TMP/oci-explain"
+make_oci_image "$ex_img" 1
+ex_regs=(EXU EXA EXB)
+ex_addr() { local v="REG_$1_ADDR"; echo "${!v}"; }
+U=$(ex_addr EXU) A=$(ex_addr EXA) B=$(ex_addr EXB)
+
+# ex_push REPO...: the image as REPO:1 on every registry; prints the digest.
+ex_push() {
+  local repo reg d
+  for repo in "$@"; do
+    for reg in "${ex_regs[@]}"; do d=$(push_image "$ex_img" 1 "$(ex_addr "$reg")/$repo:1") || return 1; done
+  done
+  echo "$d"
+}
+ex_digest=$(ex_push ex1 ex2 ex3 ex4 ex5 ex6 ex7 ex8 ex9 ex10 ex11 c1 team/app c3 c5 c6 renamed)
+
+# ex_root: an empty scratch root with a containerd config pointing config_path at certs.d.
+ex_root() {
+  local r
+  r=$(mktemp -d "$H_TMP/explain-root.XXXXXX")
+  mkdir -p "$r/etc/containerd/certs.d" "$r/etc/containers/registries.conf.d"
+  printf 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n' > "$r/etc/containerd/config.toml"
+  : > "$r/etc/containers/registries.conf"
+  echo "$r"
+}
+
+# ex_predict ROOT RUNTIME REF: explain's first endpoint host (or "blocked" / "none").
+# EXPLAIN_NEGATIVE_CONTROL=1 swaps every prediction for a wrong one: the suite must then fail.
+ex_predict() {
+  "$AGENT" explain --root "$1" --runtime "$2" --json "$3" | python3 -c '
+import json, os, sys
+e = json.load(sys.stdin)[0]
+host = "blocked" if e["blocked"] else (e.get("firstEndpoint") or {}).get("host", "none")
+if os.environ.get("EXPLAIN_NEGATIVE_CONTROL") == "1": host = "wrong:" + host
+print(host)'
+}
+
+# ex_served KIND REPO OBJECT: the registries whose log shows the manifest request (containerd
+# resolves with HEAD, containers/image GETs), as addresses; "none" when no registry saw one.
+ex_served() {
+  local method=$1 repo=$2 object=$3 reg out=()
+  for reg in "${ex_regs[@]}"; do
+    registry_log_has "$reg" "\"$method /v2/$repo/manifests/$object[ ?]" && out+=("$(ex_addr "$reg")")
+  done
+  [ ${#out[@]} -eq 0 ] && out=(none)
+  echo "${out[*]}"
+}
+
+# ex_compare PREDICTED SERVED: one line of evidence, then equal or not.
+ex_compare() {
+  echo "explain predicted: $1"
+  echo "registry logs show: $2"
+  [ "$1" = "$2" ]
+}
+
+# ex_containerd NAME ROOT REF REPO OBJECT: pull REF with ctr through ROOT's certs.d, compare.
+ex_containerd() {
+  local name=$1 root=$2 ref=$3 repo=$4 object=$5 predicted served
+  predicted=$(ex_predict "$root" containerd "$ref")
+  ctr_pull "$root/etc/containerd/certs.d" "$ref" >/dev/null 2>&1
+  served=$(ex_served HEAD "$repo" "$object")
+  ctr_rmi "$ref"
+  check "explain containerd: $name" ex_compare "$predicted" "$served"
+}
+
+# ex_skopeo ROOT REF: containers/image reads ROOT's /etc/containers as the system configuration.
+ex_skopeo() {
+  timeout 60 unshare -m --propagation private sh -c '
+    mount --bind "$1/etc/containers" /etc/containers || exit 99
+    skopeo --insecure-policy inspect --raw --retry-times 0 "docker://$2" >/dev/null' sh "$1" "$2"
+}
+
+# ex_crio NAME ROOT REF REPO OBJECT: inspect REF with skopeo, compare.
+ex_crio() {
+  local name=$1 root=$2 ref=$3 repo=$4 object=$5 predicted served
+  predicted=$(ex_predict "$root" crio "$ref")
+  if ex_skopeo "$root" "$ref" 2>"$H_TMP/skopeo.err"; then
+    served=$(ex_served GET "$repo" "$object")
+  elif grep -q "blocked" "$H_TMP/skopeo.err"; then
+    served=blocked
+  else
+    served="failed: $(tail -1 "$H_TMP/skopeo.err")"
+  fi
+  check "explain cri-o: $name" ex_compare "$predicted" "$served"
+}
+
+hosts() { mkdir -p "$1/etc/containerd/certs.d/$2" && cat > "$1/etc/containerd/certs.d/$2/hosts.toml"; }
+u_dir=${U/:/_}_  # containerd's host_port_ spelling
+
+# --- containerd --------------------------------------------------------------------------------
+R=$(ex_root)
+hosts "$R" "$U" <<EOF
+server = "http://$U"
+[host."http://$A"]
+  capabilities = ["pull", "resolve"]
+EOF
+ex_containerd "ours: a mirror in host:port, upstream as server" "$R" "$U/ex1:1" ex1 1
+
+R=$(ex_root)
+hosts "$R" "$U" <<<"[host.\"http://$B\"]"
+hosts "$R" "$u_dir" <<<"[host.\"http://$A\"]"
+ex_containerd "host_port_ is looked up before host:port" "$R" "$U/ex2:1" ex2 1
+# Negative control, kept in the suite: the same pull judged against a deliberately wrong answer
+# (the other spelling's mirror) must not compare equal.
+ex_negative() {
+  local predicted
+  predicted=$(EXPLAIN_NEGATIVE_CONTROL=1 ex_predict "$1" containerd "$2")
+  ! ex_compare "$predicted" "$(ex_served HEAD ex2 1)"
+}
+check "negative control: explain's answer changed, the comparison fails" ex_negative "$R" "$U/ex2:1"
+
+R=$(ex_root)
+hosts "$R" _default <<<"[host.\"http://$B\"]"
+ex_containerd "_default applies when the host has no directory" "$R" "$U/ex3:1" ex3 1
+
+R=$(ex_root)
+hosts "$R" _default <<<"[host.\"http://$B\"]"
+mkdir -p "$R/etc/containerd/certs.d/$U" && cp "$TEST_CA_CRT" "$R/etc/containerd/certs.d/$U/ca.crt"
+ex_containerd "trap: a CA-only host directory hides _default" "$R" "$U/ex4:1" ex4 1
+check "explain warns about the CA-only directory" bash -c "'$AGENT' explain --root '$R' --runtime containerd '$U/ex4:1' | grep -q 'has no hosts.toml'"
+
+R=$(ex_root)
+hosts "$R" "$U" <<EOF
+[host."http://$A"]
+  capabilities = ["pull"]
+[host."http://$B"]
+  capabilities = ["pull", "resolve"]
+EOF
+ex_containerd "tag pull skips a pull-only mirror" "$R" "$U/ex5:1" ex5 1
+ex_containerd "digest pull asks the pull-only mirror first" "$R" "$U/ex6@$ex_digest" ex6 "$ex_digest"
+
+R=$(ex_root)
+hosts "$R" "$U" <<<"server = \"http://$B\""
+ex_containerd "hand-written: server only, no host table" "$R" "$U/ex7:1" ex7 1
+
+R=$(ex_root)
+hosts "$R" "$U" <<EOF
+[host."http://$B"]
+[host."http://$A"]
+EOF
+ex_containerd "hosts in file order, not sorted" "$R" "$U/ex8:1" ex8 1
+
+R=$(ex_root)
+hosts "$R" "$U" <<<"[host.\"http://$A\""
+ex_containerd "invalid hosts.toml: the registry itself" "$R" "$U/ex9:1" ex9 1
+
+R=$(ex_root)
+hosts "$R" "$U" <<EOF
+[host."http://$A/v2"]
+  override_path = true
+EOF
+ex_containerd "override_path" "$R" "$U/ex10:1" ex10 1
+
+R=$(ex_root)
+hosts "$R" "127.0.0.1" <<<"[host.\"http://$A\"]"
+ex_containerd "a directory without the port does not cover host:port" "$R" "$U/ex11:1" ex11 1
+
+# --- CRI-O / containers/image ---------------------------------------------------------------------
+R=$(ex_root)
+cat > "$R/etc/containers/registries.conf.d/50-mirror-agent.conf" <<EOF
+[[registry]]
+prefix = "$U"
+location = "$U"
+insecure = true
+[[registry.mirror]]
+location = "$A"
+insecure = true
+EOF
+ex_crio "ours: a drop-in mirror" "$R" "$U/c1:1" c1 1
+
+R=$(ex_root)
+cat > "$R/etc/containers/registries.conf" <<EOF
+[[registry]]
+prefix = "$U"
+location = "$U"
+insecure = true
+[[registry.mirror]]
+location = "$B"
+insecure = true
+EOF
+cat > "$R/etc/containers/registries.conf.d/10-app.conf" <<EOF
+[[registry]]
+prefix = "$U/team/app"
+location = "$U/team/app"
+insecure = true
+[[registry.mirror]]
+location = "$A/team/app"
+insecure = true
+EOF
+ex_crio "longest prefix wins across files" "$R" "$U/team/app:1" team/app 1
+
+R=$(ex_root)
+cat > "$R/etc/containers/registries.conf" <<EOF
+[[registry]]
+prefix = "$U"
+location = "$U"
+insecure = true
+[[registry.mirror]]
+location = "$A"
+insecure = true
+pull-from-mirror = "digest-only"
+[[registry.mirror]]
+location = "$B"
+insecure = true
+EOF
+ex_crio "tag pull skips a digest-only mirror" "$R" "$U/c3:1" c3 1
+ex_crio "digest pull uses the digest-only mirror" "$R" "$U/c3@$ex_digest" c3 "$ex_digest"
+
+R=$(ex_root)
+cat > "$R/etc/containers/registries.conf" <<EOF
+[[registry]]
+prefix = "$U"
+location = "$U"
+insecure = true
+[[registry.mirror]]
+location = "$A"
+insecure = true
+EOF
+cat > "$R/etc/containers/registries.conf.d/99-admin.conf" <<EOF
+[[registry]]
+prefix = "$U"
+location = "$U"
+insecure = true
+EOF
+ex_crio "a later drop-in replaces the same prefix whole" "$R" "$U/c5:1" c5 1
+
+R=$(ex_root)
+cat > "$R/etc/containers/registries.conf" <<EOF
+[[registry]]
+prefix = "$U/c6"
+location = "$U/c6"
+blocked = true
+EOF
+ex_crio "blocked" "$R" "$U/c6:1" c6 1
+
+R=$(ex_root)
+cat > "$R/etc/containers/registries.conf" <<EOF
+[[registry]]
+prefix = "$U/original"
+location = "$A/renamed"
+insecure = true
+EOF
+ex_crio "location rewrites the repository" "$R" "$U/original:1" renamed 1

@@ -41,6 +41,7 @@ public struct ContainerdExplainer {
         if loaded == nil, configDump == nil {
             result.facts.append(.init("no \(root.path(configFile)): containerd runs on its defaults"))
         }
+        if configDump != nil { result.facts.append(.init("configuration: `containerd --config \(configFile) config dump` (the merged view containerd itself has)")) }
         let prerequisites = ContainerdPrerequisites.evaluate(loaded, configFile: configFile, root: root, containerdVersion: containerdVersion, preferredHostsDirectory: nil)
         let configPath = effectiveConfigPath(loaded, prerequisites)
         let configPathCheck = prerequisites.checks.first { $0.name == "config_path" }
@@ -51,7 +52,7 @@ public struct ContainerdExplainer {
         if let version = containerdVersion { result.facts.append(.init("containerd \(version), config schema version \(prerequisites.schemaVersion)")) }
 
         guard let configPath, !configPath.isEmpty else {
-            result.facts.append(.init("config_path is not set: the CRI plugin reads no hosts.toml", file: configPathCheck?.file, line: configPathCheck?.line))
+            result.facts.append(.init("config_path is not set: the CRI plugin reads no hosts.toml", file: configDump == nil ? configPathCheck?.file : nil))
             explainLegacy(reference, prerequisites, into: &result)
             result.finish()
             return result
@@ -85,7 +86,7 @@ public struct ContainerdExplainer {
         }
         let directory = chosen.root + "/" + chosen.directory
         result.facts.append(.init("host directory: \(root.path(directory))" + (chosen.directory == "_default" ? " (_default: no directory for \(reference.domain) itself)" : "")))
-        loadHostDirectory(directory, reference: reference, into: &result)
+        loadHostDirectory(directory, reference: reference, containerdMajor: prerequisites.containerdMajor, into: &result)
         // A directory for the host that holds no hosts.toml (certificates only) hides _default.
         if chosen.directory != "_default", !FileSystem.exists(root.path(directory + "/hosts.toml")), FileSystem.exists(root.path(chosen.root + "/_default/hosts.toml")) {
             result.warnings.append(
@@ -156,7 +157,7 @@ public struct ContainerdExplainer {
             url: "\(scheme)://\(actualHost)/v2", host: actualHost, role: "upstream", capabilities: ["pull", "resolve", "push"], tls: tls)
     }
 
-    func loadHostDirectory(_ directory: String, reference: ImageReference, into result: inout Explanation) {
+    func loadHostDirectory(_ directory: String, reference: ImageReference, containerdMajor: Int, into result: inout Explanation) {
         let hostsFile = directory + "/hosts.toml"
         let shown = root.path(hostsFile)
         var text: String?
@@ -171,6 +172,15 @@ public struct ContainerdExplainer {
             table = try TOMLTable(string: text)
         } catch {
             result.warnings.append(.init("\(shown) is not valid TOML: containerd logs \"failed to decode hosts.toml\" and pulls from the registry itself", file: shown))
+            result.endpoints = [upstream(reference.domain, tls: certificateFiles(directory))]
+            return
+        }
+        // containerd 1.x (go-toml v1) refuses a hosts.toml without any [host."..."] table
+        // ("invalid `host` tree"), logs "failed to decode hosts.toml" and falls back to the
+        // certificate files: `server` alone is ignored. 2.x reads it. Seen with 1.6.20.
+        if table["host"]?.table == nil, containerdMajor < 2 {
+            result.warnings.append(
+                .init("\(shown) has no [host.\"...\"] table: containerd 1.x fails to decode it (\"invalid `host` tree\"), ignores `server` and pulls from the registry itself; add the server as a [host.\"...\"] entry", file: shown))
             result.endpoints = [upstream(reference.domain, tls: certificateFiles(directory))]
             return
         }

@@ -58,9 +58,16 @@ final class ExplainTests: ScratchRootTestCase {
             ],
             reference: "nginx", first: "https://registry-1.docker.io/v2", fact: "config_path is not set"),
         Case(
-            name: "hand-written: server only, no host table",
+            name: "trap: server only, no host table, on 1.x: ignored (seen with 1.6.20)",
             files: ["/etc/containerd/config.toml": v2Config, "/etc/containerd/certs.d/docker.io/hosts.toml": "server = \"http://127.0.0.1:5002\"\n"],
-            reference: "docker.io/library/busybox:1.36", first: "http://127.0.0.1:5002/v2"),
+            reference: "docker.io/library/busybox:1.36", first: "https://registry-1.docker.io/v2", warning: "invalid `host` tree"),
+        Case(
+            name: "server only, no host table, on 2.x: the server",
+            files: [
+                "/etc/containerd/config.toml": "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n",
+                "/etc/containerd/certs.d/docker.io/hosts.toml": "server = \"http://127.0.0.1:5002\"\n",
+            ],
+            reference: "docker.io/library/busybox:1.36", containerdVersion: "2.1.3", first: "http://127.0.0.1:5002/v2"),
         Case(
             name: "k3s style: _default mirror applies to any registry",
             files: ["/etc/containerd/config.toml": v2Config, "/etc/containerd/certs.d/_default/hosts.toml": "[host.\"http://127.0.0.1:5003\"]\n  capabilities = [\"pull\", \"resolve\"]\n"],

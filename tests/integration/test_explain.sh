@@ -145,7 +145,7 @@ ex_containerd "digest pull asks the pull-only mirror first" "$R" "$U/ex6@$ex_dig
 
 R=$(ex_root)
 hosts "$R" "$U" <<<"server = \"http://$B\""
-ex_containerd "hand-written: server only, no host table" "$R" "$U/ex7:1" ex7 1
+ex_containerd "hand-written: server only, no host table (1.x ignores the file)" "$R" "$U/ex7:1" ex7 1
 
 R=$(ex_root)
 hosts "$R" "$U" <<EOF

@@ -1,7 +1,10 @@
 # `mirror-agent explain` judged by the runtimes themselves: for each configuration, explain's
 # predicted first endpoint must be the loopback registry whose access log shows the pull.
-#   containerd: containerd's resolver through `ctr --hosts-dir` (the same hosts.go lookup the CRI
-#     plugin uses for config_path; the CRI PullImage path is not driven here yet).
+#   containerd: the kubelet's path. A private containerd with its CRI plugin on, whose config.toml
+#     sets config_path; ImageService/PullImage on its socket (tests/e2e/cri/cri_pull.py), and
+#     explain reads that same config.toml (through `containerd config dump`, as on a node).
+#     Where the CRI plugin cannot start, `ctr --hosts-dir` (the same hosts.go lookup) stands in,
+#     and each check says which judge it used.
 #   CRI-O: containers/image (skopeo) reading the *system* /etc/containers/registries.conf and
 #     registries.conf.d, bind-mounted in a private mount namespace so the host's stay untouched.
 # Sourced by run.sh, with lib.sh loaded. Every registry holds the image, so the first endpoint
@@ -11,6 +14,47 @@ start_registry EXU
 start_registry EXA
 start_registry EXB
 [ -n "${CTRD_SOCK:-}" ] || start_containerd
+
+# ex_start_cri: containerd with the CRI plugin, config_path = $EX_CERTS (hosts.toml read at each
+# pull). Sets EX_CRI_SOCK and EX_CRI_CONFIG, or returns 1 when the plugin does not come up.
+ex_start_cri() {
+  local d="$H_TMP/containerd-cri"
+  EX_CERTS="$d/certs.d"
+  mkdir -p "$d" "$EX_CERTS" "$d/cni/bin" "$d/cni/conf"
+  EX_CRI_CONFIG="$d/config.toml"
+  cat > "$EX_CRI_CONFIG" <<TOML
+version = 2
+root = "$d/root"
+state = "$d/state"
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd-ttrpc.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_cgroup = true
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$d/cni/bin"
+    conf_dir = "$d/cni/conf"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$EX_CERTS"
+TOML
+  _h_spawn "$d/log" containerd --config "$EX_CRI_CONFIG"
+  EX_CRI_SOCK="$d/containerd.sock"
+  wait_until 30 _ex_cri_up "$H_LAST_PID" || { echo "CRI plugin did not come up:" >&2; grep -i "cri\|error" "$d/log" | tail -5 >&2; return 1; }
+}
+_ex_cri_up() { kill -0 "$1" 2>/dev/null && [ -S "$EX_CRI_SOCK" ] && /usr/bin/python3 -c '
+import sys; sys.path.insert(0, sys.argv[2])
+import grpc, api_pb2, api_pb2_grpc
+ch = grpc.insecure_channel("unix://" + sys.argv[1])
+api_pb2_grpc.ImageServiceStub(ch).ListImages(api_pb2.ListImagesRequest(), timeout=5)' "$EX_CRI_SOCK" "$EX_CRI_DIR" 2>/dev/null; }
+EX_CRI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../e2e/cri" 2>/dev/null && pwd)
+EX_JUDGE=ctr
+if [ -n "$EX_CRI_DIR" ] && [ -f "$EX_CRI_DIR/cri_pull.py" ] && ex_start_cri; then EX_JUDGE=cri; fi
+echo "# containerd judge: $EX_JUDGE ($(containerd --version | awk '{print $3}'))"
 make_test_ca
 ex_img="$H_TMP/oci-explain"
 make_oci_image "$ex_img" 1
@@ -26,7 +70,7 @@ ex_push() {
   done
   echo "$d"
 }
-ex_digest=$(ex_push ex1 ex2 ex3 ex4 ex5 ex6 ex7 ex8 ex9 ex10 ex11 c1 team/app c3 c5 c6 renamed)
+ex_digest=$(ex_push ex1 ex2 ex3 ex4 ex5 ex6 ex7 ex8 ex9 ex10 ex11 c1 team/app c3 c5 c6 renamed library/exshort)
 
 # ex_root: an empty scratch root with a containerd config pointing config_path at certs.d.
 ex_root() {
@@ -67,14 +111,33 @@ ex_compare() {
   [ "$1" = "$2" ]
 }
 
-# ex_containerd NAME ROOT REF REPO OBJECT: pull REF with ctr through ROOT's certs.d, compare.
+# ex_containerd NAME ROOT REF REPO OBJECT: pull REF through ROOT's certs.d and compare. With the
+# CRI judge, ROOT's certs.d becomes the CRI containerd's config_path directory and explain reads
+# that containerd's own config.toml on this host.
 ex_containerd() {
   local name=$1 root=$2 ref=$3 repo=$4 object=$5 predicted served
-  predicted=$(ex_predict "$root" containerd "$ref")
-  ctr_pull "$root/etc/containerd/certs.d" "$ref" >/dev/null 2>&1
+  if [ "$EX_JUDGE" = cri ]; then
+    rm -rf "$EX_CERTS" && cp -a "$root/etc/containerd/certs.d" "$EX_CERTS"
+    predicted=$(ex_predict_cri "$ref")
+    timeout 90 /usr/bin/python3 "$EX_CRI_DIR/cri_pull.py" "$EX_CRI_SOCK" "$ref" --remove --timeout 60 >/dev/null 2>"$H_TMP/cri-pull.err" ||
+      echo "PullImage failed: $(tail -1 "$H_TMP/cri-pull.err")" >&2
+  else
+    predicted=$(ex_predict "$root" containerd "$ref")
+    ctr_pull "$root/etc/containerd/certs.d" "$ref" >/dev/null 2>&1
+  fi
   served=$(ex_served HEAD "$repo" "$object")
-  ctr_rmi "$ref"
-  check "explain containerd: $name" ex_compare "$predicted" "$served"
+  [ "$EX_JUDGE" = ctr ] && ctr_rmi "$ref"
+  check "explain containerd ($EX_JUDGE): $name" ex_compare "$predicted" "$served"
+}
+
+# ex_predict_cri REF: explain for the CRI containerd, from its config.toml on this host.
+ex_predict_cri() {
+  "$AGENT" explain --runtime containerd --containerd-config "$EX_CRI_CONFIG" --json "$1" | python3 -c '
+import json, os, sys
+e = json.load(sys.stdin)[0]
+host = "blocked" if e["blocked"] else (e.get("firstEndpoint") or {}).get("host", "none")
+if os.environ.get("EXPLAIN_NEGATIVE_CONTROL") == "1": host = "wrong:" + host
+print(host)'
 }
 
 # ex_skopeo ROOT REF: containers/image reads ROOT's /etc/containers as the system configuration.
@@ -118,7 +181,8 @@ ex_containerd "host_port_ is looked up before host:port" "$R" "$U/ex2:1" ex2 1
 # (the other spelling's mirror) must not compare equal.
 ex_negative() {
   local predicted
-  predicted=$(EXPLAIN_NEGATIVE_CONTROL=1 ex_predict "$1" containerd "$2")
+  if [ "$EX_JUDGE" = cri ]; then predicted=$(EXPLAIN_NEGATIVE_CONTROL=1 ex_predict_cri "$2")
+  else predicted=$(EXPLAIN_NEGATIVE_CONTROL=1 ex_predict "$1" containerd "$2"); fi
   ! ex_compare "$predicted" "$(ex_served HEAD ex2 1)"
 }
 check "negative control: explain's answer changed, the comparison fails" ex_negative "$R" "$U/ex2:1"
@@ -168,6 +232,12 @@ ex_containerd "override_path" "$R" "$U/ex10:1" ex10 1
 R=$(ex_root)
 hosts "$R" "127.0.0.1" <<<"[host.\"http://$A\"]"
 ex_containerd "a directory without the port does not cover host:port" "$R" "$U/ex11:1" ex11 1
+
+if [ "$EX_JUDGE" = cri ]; then
+  R=$(ex_root)
+  hosts "$R" docker.io <<<"[host.\"http://$A\"]"
+  ex_containerd "an unqualified name is docker.io/library/..." "$R" "exshort:1" library/exshort 1
+fi
 
 # --- CRI-O / containers/image ---------------------------------------------------------------------
 R=$(ex_root)

@@ -62,11 +62,24 @@ struct ExplainCommand: ParsableCommand {
                 explanations.append(CRIOExplainer(root: root).explain(parsed))
             }
         }
+        // What the daemon knows about mirror health (demoted or down mirrors), when it runs.
+        let (settings, _) = AgentSettings.load(root: root)
+        let statusPath = root.path(settings.status.file)
+        if case .success(let bytes) = FileSystem.read(statusPath, limit: 16 << 20),
+            let status = try? JSONDecoder().decode(StatusProbes.self, from: Data(bytes))
+        {
+            for i in explanations.indices { explanations[i].addHealth(status.probes ?? [], statusFile: statusPath) }
+        }
         if json {
             printJSON(explanations)
         } else {
             print(explanations.map { $0.render() }.joined(separator: "\n"), terminator: "")
         }
+    }
+
+    /// The part of the daemon's status file explain reads.
+    struct StatusProbes: Decodable {
+        var probes: [Explanation.EndpointHealthState]?
     }
 
     /// `containerd --config FILE config dump`, bounded by the usual process lifetime; nil when

@@ -168,3 +168,33 @@ extension Explanation {
         return out
     }
 }
+
+extension Explanation {
+    /// One endpoint as the daemon's status file reports it.
+    public struct EndpointHealthState: Sendable, Decodable {
+        public var url: String
+        public var registries: [String]
+        public var state: String
+    }
+
+    /// Warns about each mirror for this registry that the daemon found down or demoted (left
+    /// out of the runtime files until it is up again), from its status file.
+    public mutating func addHealth(_ states: [EndpointHealthState], statusFile: String) {
+        let name = reference.name
+        for state in states where state.state == "demoted" || state.state == "down" {
+            // A source is a host, a host/path prefix, or "*" (every registry).
+            let applies = state.registries.contains { $0 == "*" || name == $0 || name.hasPrefix($0 + "/") || reference.domain == $0 }
+            guard applies else { continue }
+            let hostOf = { (url: String) -> String in
+                let rest = url.range(of: "://").map { String(url[$0.upperBound...]) } ?? url
+                return String(rest.split(separator: "/", maxSplits: 1).first ?? "")
+            }
+            let listed = endpoints.contains { $0.host == hostOf(state.url) }
+            let text =
+                state.state == "demoted"
+                ? "mirror \(state.url) is demoted by the daemon (down): it is left out of the runtime files until it is up again"
+                : "mirror \(state.url) is down by the daemon's probes" + (listed ? "; the runtime still asks it first and waits for it to fail" : "")
+            warnings.append(.init(text, file: statusFile))
+        }
+    }
+}

@@ -322,3 +322,21 @@ final class ExplainTests: ScratchRootTestCase {
         }
     }
 }
+
+extension ExplainTests {
+    func testDemotedMirrorFromStatus() throws {
+        try write("/etc/containerd/config.toml", Self.v2Config)
+        try write("/etc/containerd/certs.d/docker.io/hosts.toml", "[host.\"http://127.0.0.1:5001\"]\n")
+        var e = ContainerdExplainer(root: root, containerdVersion: "1.6.20").explain(try ImageReference.parse("nginx").get())
+        e.addHealth(
+            [
+                .init(url: "http://127.0.0.1:5009", registries: ["docker.io"], state: "demoted"),
+                .init(url: "http://127.0.0.1:5001", registries: ["docker.io"], state: "down"),
+                .init(url: "http://127.0.0.1:5008", registries: ["quay.io"], state: "demoted"),
+                .init(url: "http://127.0.0.1:5007", registries: ["docker.io"], state: "up"),
+            ], statusFile: "/run/mirror-agent/status.json")
+        XCTAssertEqual(e.warnings.count, 2, e.render())
+        XCTAssertTrue(e.warnings[0].text.contains("5009 is demoted"))
+        XCTAssertTrue(e.warnings[1].text.contains("still asks it first"))
+    }
+}

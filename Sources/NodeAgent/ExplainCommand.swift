@@ -1,6 +1,7 @@
 import ArgumentParser
 import DesiredState
 import Foundation
+import HealthProbe
 import RuntimeWriters
 
 /// `mirror-agent explain REF`: where each runtime would really pull an image from, and why,
@@ -28,6 +29,8 @@ struct ExplainCommand: ParsableCommand {
     var runtime: Runtime?
     @Option(name: .long, help: "containerd's main config file (a host path).")
     var containerdConfig = "/etc/containerd/config.toml"
+    @Flag(name: .long, help: "Ask each endpoint in order for the manifest, as the runtime would (no credentials), and time it.")
+    var probe = false
     @Flag(name: .long, help: "Print JSON (a list, one explanation per runtime).")
     var json = false
     @OptionGroup var common: CommonOptions
@@ -70,11 +73,50 @@ struct ExplainCommand: ParsableCommand {
         {
             for i in explanations.indices { explanations[i].addHealth(status.probes ?? [], statusFile: statusPath) }
         }
+        if probe {
+            let agentProbe = settings.probe
+            let unprobed = explanations
+            explanations = runBlocking { () async -> [Explanation] in
+                let prober = MirrorProber(settings: probeSettings(agentProbe), root: root)
+                var done: [Explanation] = []
+                for var explanation in unprobed {
+                    var steps: [Explanation.ProbeStep] = []
+                    requests: for request in explanation.manifestRequests() {
+                        let tls = Self.tlsSettings(request.endpoint.tls)
+                        for url in request.urls {
+                            let answer = await prober.manifest(url: url, method: request.method, accept: request.accept, tls: tls)
+                            let serves = answer.status == 200
+                            steps.append(.init(url: url, status: answer.status, error: answer.error, seconds: answer.seconds, serves: serves))
+                            if serves { break requests }
+                            if answer.status != nil { break }  // an answer: no http fallback
+                        }
+                    }
+                    explanation.probe = steps
+                    done.append(explanation)
+                }
+                await prober.shutdown()
+                return done
+            }
+        }
         if json {
             printJSON(explanations)
         } else {
             print(explanations.map { $0.render() }.joined(separator: "\n"), terminator: "")
         }
+    }
+
+    /// The TLS files explain listed for an endpoint (`ca=`, `client=` cert then key, `skip_verify`).
+    static func tlsSettings(_ facts: [String]) -> TLSSettings {
+        var settings = TLSSettings()
+        var clients: [String] = []
+        for fact in facts {
+            if fact.hasPrefix("ca=") { settings.caFiles.append(String(fact.dropFirst(3))) }
+            if fact.hasPrefix("client=") { clients.append(String(fact.dropFirst(7))) }
+            if fact == "skip_verify" { settings.skipVerify = true }
+        }
+        settings.clientCertificate = clients.first
+        settings.clientKey = clients.dropFirst().first
+        return settings
     }
 
     /// The part of the daemon's status file explain reads.

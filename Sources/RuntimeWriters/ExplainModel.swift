@@ -136,6 +136,48 @@ public struct Explanation: Sendable, Codable, Equatable {
     public var warnings: [Fact] = []
     /// The first endpoint the runtime asks; it serves the pull unless it fails.
     public var firstEndpoint: Endpoint? = nil
+    /// `--probe`: each endpoint asked for the manifest in order, up to the first that has it.
+    public var probe: [ProbeStep]? = nil
+
+    public struct ProbeStep: Sendable, Codable, Equatable {
+        public var url: String
+        public var status: Int?
+        public var error: String?
+        public var seconds: Double
+        public var serves: Bool
+        public init(url: String, status: Int?, error: String?, seconds: Double, serves: Bool) {
+            self.url = url
+            self.status = status
+            self.error = error
+            self.seconds = seconds
+            self.serves = serves
+        }
+    }
+
+    /// The manifest request each endpoint gets for this reference, as the runtime makes it.
+    public func manifestRequests() -> [(endpoint: Endpoint, urls: [String], method: String, accept: [String])] {
+        let accept = [
+            "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json",
+        ]
+        return endpoints.filter(\.tried).map { e in
+            if runtime == "containerd" {
+                // resolver.go: HEAD <host path>/<repo>/manifests/<object>, ?ns=<registry> when the
+                // endpoint is not the registry itself; Accept as in resolver.go, then */*.
+                var url = e.url + "/" + reference.path + "/manifests/" + reference.object
+                if e.host != reference.domain { url += "?ns=" + reference.domain }
+                return (e, [url], "HEAD", accept + ["*/*"])
+            }
+            // containers/image: GET https://<host>/v2/<path>/manifests/<object>; insecure falls
+            // back to http.
+            let location = e.url
+            let host = String(location.split(separator: "/", maxSplits: 1).first ?? "")
+            let path = location.split(separator: "/", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+            let connect = host == "docker.io" ? "registry-1.docker.io" : host
+            let tail = "/v2/" + path + "/manifests/" + reference.object
+            return (e, ["https://" + connect + tail] + (e.insecure ? ["http://" + connect + tail] : []), "GET", accept)
+        }
+    }
 
     mutating func finish() { firstEndpoint = blocked ? nil : endpoints.first { $0.tried } }
 }
@@ -163,6 +205,14 @@ extension Explanation {
                 out += line + "\n"
             }
             out += "first endpoint asked: \(firstEndpoint?.url ?? "none")\n"
+            if let probe {
+                out += "probe (manifest request, no credentials):\n"
+                for step in probe {
+                    let answer = step.status.map { "HTTP \($0)" } ?? (step.error ?? "no answer")
+                    out += "  \(step.url)  \(answer)  \(String(format: "%.3f", step.seconds)) s\(step.serves ? "  <- serves this pull" : "")\n"
+                }
+                if !probe.contains(where: \.serves) { out += "  no endpoint serves this manifest\n" }
+            }
         }
         for warning in warnings { out += "warning: " + warning.text + (warning.place.isEmpty ? "" : "  [\(warning.place)]") + "\n" }
         return out

@@ -325,3 +325,55 @@ location = "$A/renamed"
 insecure = true
 EOF
 ex_crio "location rewrites the repository" "$R" "$U/original:1" renamed 1
+
+# --- --probe: each endpoint asked for the manifest in order; the one that has it serves -------
+# The image is only on the upstream: the mirror answers 404, so the runtime goes on to the next.
+push_image "$ex_img" 1 "$U/onlyu:1" >/dev/null
+push_image "$ex_img" 1 "$U/onlyc:1" >/dev/null
+# ex_probe_serves ARGS...: the host[:port] explain --probe says serves the pull.
+ex_probe_serves() {
+  "$AGENT" explain --probe --json "$@" | python3 -c '
+import json, sys, urllib.parse
+steps = json.load(sys.stdin)[0].get("probe") or []
+serving = [s for s in steps if s["serves"]]
+print(urllib.parse.urlsplit(serving[0]["url"]).netloc if serving else "none")'
+}
+# ex_served_200 METHOD REPO: the registries whose log shows that manifest request answered 200.
+ex_served_200() {
+  local reg out=()
+  for reg in "${ex_regs[@]}"; do
+    registry_log_has "$reg" "\"$1 /v2/$2/manifests/1[ ?][^\"]*\" 200" && out+=("$(ex_addr "$reg")")
+  done
+  [ ${#out[@]} -eq 0 ] && out=(none)
+  echo "${out[*]}"
+}
+R=$(ex_root)
+cat > "$R/etc/containers/registries.conf" <<EOT
+[[registry]]
+prefix = "$U"
+location = "$U"
+insecure = true
+[[registry.mirror]]
+location = "$A"
+insecure = true
+EOT
+ex_probe_crio() {
+  local predicted served
+  predicted=$(ex_probe_serves --root "$R" --runtime crio "$U/onlyu:1")
+  ex_skopeo "$R" "$U/onlyu:1" || return 1
+  served=$(ex_served_200 GET onlyu)
+  ex_compare "$predicted" "$served"
+}
+check "explain --probe cri-o: the mirror lacks the image, the upstream serves" ex_probe_crio
+check "explain --probe prints each endpoint's answer and time" bash -c "'$AGENT' explain --probe --root '$R' --runtime crio '$U/onlyu:1' | grep -q 'HTTP 404.* s\$'"
+if [ "$EX_JUDGE" = cri ]; then
+  rm -rf "$EX_CERTS" && mkdir -p "$EX_CERTS/$U" && printf '[host."http://%s"]\n' "$A" > "$EX_CERTS/$U/hosts.toml"
+  ex_probe_cri() {
+    local predicted served
+    predicted=$(ex_probe_serves --runtime containerd --containerd-config "$EX_CRI_CONFIG" "$U/onlyc:1")
+    timeout 90 /usr/bin/python3 "$EX_CRI_DIR/cri_pull.py" "$EX_CRI_SOCK" "$U/onlyc:1" --remove --timeout 60 >/dev/null || return 1
+    served=$(ex_served_200 HEAD onlyc)
+    ex_compare "$predicted" "$served"
+  }
+  check "explain --probe containerd (cri): the mirror lacks the image, the upstream serves" ex_probe_cri
+fi

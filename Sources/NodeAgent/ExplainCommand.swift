@@ -82,7 +82,9 @@ struct ExplainCommand: ParsableCommand {
                 for var explanation in unprobed {
                     var steps: [Explanation.ProbeStep] = []
                     requests: for request in explanation.manifestRequests() {
-                        let tls = Self.tlsSettings(request.endpoint.tls)
+                        var tls = Self.tlsSettings(request.endpoint.tls)
+                        // containers/image's insecure skips verification, as skip_verify does.
+                        if request.endpoint.insecure { tls.skipVerify = true }
                         for url in request.urls {
                             let answer = await prober.manifest(url: url, method: request.method, accept: request.accept, tls: tls)
                             let serves = answer.status == 200

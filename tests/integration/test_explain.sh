@@ -18,8 +18,9 @@ start_registry EXB
 # ex_start_cri: containerd with the CRI plugin, config_path = $EX_CERTS (hosts.toml read at each
 # pull). Sets EX_CRI_SOCK and EX_CRI_CONFIG, or returns 1 when the plugin does not come up.
 ex_start_cri() {
-  local d="$H_TMP/containerd-cri"
+  local d="$H_TMP/containerd-cri${1:-}"
   EX_CERTS="$d/certs.d"
+  local config_path=${2:-$EX_CERTS}
   mkdir -p "$d" "$EX_CERTS" "$d/cni/bin" "$d/cni/conf"
   EX_CRI_CONFIG="$d/config.toml"
   cat > "$EX_CRI_CONFIG" <<TOML
@@ -40,7 +41,7 @@ state = "$d/state"
     bin_dir = "$d/cni/bin"
     conf_dir = "$d/cni/conf"
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$EX_CERTS"
+    config_path = "$config_path"
 TOML
   _h_spawn "$d/log" containerd --config "$EX_CRI_CONFIG"
   EX_CRI_SOCK="$d/containerd.sock"
@@ -238,6 +239,48 @@ if [ "$EX_JUDGE" = cri ]; then
   hosts "$R" docker.io <<<"[host.\"http://$A\"]"
   ex_containerd "an unqualified name is docker.io/library/..." "$R" "exshort:1" library/exshort 1
 fi
+
+# A ':'-separated config_path (the CRI plugin of 1.6/1.7 reads each entry in order): the first
+# entry that has any of host_port_, host:port or _default wins, even _default over the host's own
+# directory in a later entry. A second CRI containerd, since config_path is read at start.
+if [ "$EX_JUDGE" = cri ]; then
+  ex_list_root="$H_TMP/containerd-cri2"
+  if ex_start_cri 2 "$ex_list_root/first:$ex_list_root/second"; then
+    mkdir -p "$ex_list_root/first/_default" "$ex_list_root/second/$U"
+    printf '[host."http://%s"]\n' "$B" > "$ex_list_root/first/_default/hosts.toml"
+    printf '[host."http://%s"]\n' "$A" > "$ex_list_root/second/$U/hosts.toml"
+    push_image "$ex_img" 1 "$U/exlist:1" >/dev/null && push_image "$ex_img" 1 "$A/exlist:1" >/dev/null && push_image "$ex_img" 1 "$B/exlist:1" >/dev/null
+    ex_list() {
+      local predicted served
+      predicted=$(ex_predict_cri "$U/exlist:1")
+      timeout 90 /usr/bin/python3 "$EX_CRI_DIR/cri_pull.py" "$EX_CRI_SOCK" "$U/exlist:1" --remove --timeout 60 >/dev/null || return 1
+      served=$(ex_served HEAD exlist 1)
+      ex_compare "$predicted" "$served"
+    }
+    check "explain containerd (cri): a ':'-separated config_path, _default of the first entry wins" ex_list
+    rm -rf "$ex_list_root/first/_default"
+    ex_list2() {
+      local predicted served before
+      predicted=$(ex_predict_cri "$U/exlist2:1")
+      push_image "$ex_img" 1 "$A/exlist2:1" >/dev/null; push_image "$ex_img" 1 "$U/exlist2:1" >/dev/null
+      timeout 90 /usr/bin/python3 "$EX_CRI_DIR/cri_pull.py" "$EX_CRI_SOCK" "$U/exlist2:1" --remove --timeout 60 >/dev/null || return 1
+      served=$(ex_served HEAD exlist2 1)
+      ex_compare "$predicted" "$served"
+    }
+    check "explain containerd (cri): a ':'-separated config_path, the second entry's host directory" ex_list2
+  else
+    check "a second CRI containerd starts" false
+  fi
+fi
+
+# Trap cases print their warning (the configurations judged above).
+R=$(ex_root); hosts "$R" "$U" <<<"server = \"http://$B\""
+check "trap warning: a hosts.toml with only server on 1.x" bash -c "'$AGENT' explain --root '$R' --runtime containerd '$U/x:1' | grep -q 'warning: .*invalid \`host\` tree'"
+R=$(ex_root); hosts "$R" "$U" <<<"[host.\"http://$A\""
+check "trap warning: an invalid hosts.toml" bash -c "'$AGENT' explain --root '$R' --runtime containerd '$U/x:1' | grep -q 'warning: .*not valid TOML'"
+R=$(ex_root); hosts "$R" "$U" <<<"[host.\"https://$A\"]
+  ca = \"/nonexistent/ca.crt\""
+check "trap warning: a CA file that does not exist" bash -c "'$AGENT' explain --root '$R' --runtime containerd '$U/x:1' | grep -q 'warning: .*does not exist'"
 
 # --- CRI-O / containers/image ---------------------------------------------------------------------
 R=$(ex_root)

@@ -165,6 +165,12 @@ ex_crio() {
 hosts() { mkdir -p "$1/etc/containerd/certs.d/$2" && cat > "$1/etc/containerd/certs.d/$2/hosts.toml"; }
 u_dir=${U/:/_}_  # containerd's host_port_ spelling
 
+# The CLI contract: an invalid REF is invalid input (2) and says why; a valid one is 0.
+ex_exit() { local want=$1; shift; "$AGENT" explain "$@" >/dev/null 2>"$H_TMP/explain.err"; local rc=$?; cat "$H_TMP/explain.err"; [ "$rc" -eq "$want" ]; }
+check "explain: an upper-case repository is exit 2" ex_exit 2 --root "$(ex_root)" Nginx
+check "explain: a bad digest is exit 2" ex_exit 2 --root "$(ex_root)" "nginx@sha256:abc"
+check "explain: a pod-spec name is exit 0" ex_exit 0 --root "$(ex_root)" nginx
+
 # --- containerd --------------------------------------------------------------------------------
 R=$(ex_root)
 hosts "$R" "$U" <<EOF

@@ -3,8 +3,9 @@
 #   containerd: the kubelet's path. A private containerd with its CRI plugin on, whose config.toml
 #     sets config_path; ImageService/PullImage on its socket (tests/e2e/cri/cri_pull.py), and
 #     explain reads that same config.toml (through `containerd config dump`, as on a node).
-#     Where the CRI plugin cannot start, `ctr --hosts-dir` (the same hosts.go lookup) stands in,
-#     and each check says which judge it used.
+#     Where the CRI client (tests/e2e/cri, from branch matrix) is missing or the CRI plugin
+#     cannot start, `ctr --hosts-dir` (the same hosts.go lookup) stands in; each check says
+#     which judge it used.
 #   CRI-O: containers/image (skopeo) reading the *system* /etc/containers/registries.conf and
 #     registries.conf.d, bind-mounted in a private mount namespace so the host's stay untouched.
 # Sourced by run.sh, with lib.sh loaded. Every registry holds the image, so the first endpoint
@@ -52,7 +53,9 @@ import sys; sys.path.insert(0, sys.argv[2])
 import grpc, api_pb2, api_pb2_grpc
 ch = grpc.insecure_channel("unix://" + sys.argv[1])
 api_pb2_grpc.ImageServiceStub(ch).ListImages(api_pb2.ListImagesRequest(), timeout=5)' "$EX_CRI_SOCK" "$EX_CRI_DIR" 2>/dev/null; }
-EX_CRI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../e2e/cri" 2>/dev/null && pwd)
+# The CRI client (tests/e2e/cri/cri_pull.py, generated stubs; EXPLAIN_CRI_CLIENT_DIR may point
+# at another copy). Without it, or when the CRI plugin does not come up, ctr --hosts-dir judges.
+EX_CRI_DIR=${EXPLAIN_CRI_CLIENT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../e2e/cri" 2>/dev/null && pwd)}
 EX_JUDGE=ctr  # EXPLAIN_JUDGE=ctr forces the stand-in
 if [ "${EXPLAIN_JUDGE:-}" != ctr ] && [ -n "$EX_CRI_DIR" ] && [ -f "$EX_CRI_DIR/cri_pull.py" ] && ex_start_cri; then EX_JUDGE=cri; fi
 echo "# containerd judge: $EX_JUDGE ($(containerd --version | awk '{print $3}'))"

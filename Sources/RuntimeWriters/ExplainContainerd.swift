@@ -53,6 +53,13 @@ public struct ContainerdExplainer {
 
         guard let configPath, !configPath.isEmpty else {
             result.facts.append(.init("config_path is not set: the CRI plugin reads no hosts.toml", file: configDump == nil ? configPathCheck?.file : nil))
+            for candidate in ["/etc/containerd/certs.d", "/etc/docker/certs.d"] {
+                let hostDirectories = (FileSystem.list(root.path(candidate)) ?? []).filter { FileSystem.exists(root.path(candidate + "/" + $0 + "/hosts.toml")) }.sorted()
+                if !hostDirectories.isEmpty {
+                    result.warnings.append(
+                        .init("\(root.path(candidate)) has hosts.toml for \(hostDirectories.joined(separator: ", ")), but config_path is not set: the CRI plugin never reads them (set config_path = \"\(candidate)\"; `mirror-agent check` shows where)"))
+                }
+            }
             explainLegacy(reference, prerequisites, into: &result)
             result.finish()
             return result

@@ -56,7 +56,7 @@ final class ExplainTests: ScratchRootTestCase {
                 "/etc/containerd/config.toml": "version = 2\n",
                 "/etc/containerd/certs.d/docker.io/hosts.toml": "[host.\"http://127.0.0.1:5001\"]\n",
             ],
-            reference: "nginx", first: "https://registry-1.docker.io/v2", fact: "config_path is not set"),
+            reference: "nginx", first: "https://registry-1.docker.io/v2", warning: "but config_path is not set", fact: "config_path is not set"),
         Case(
             name: "trap: server only, no host table, on 1.x: ignored (seen with 1.6.20)",
             files: ["/etc/containerd/config.toml": v2Config, "/etc/containerd/certs.d/docker.io/hosts.toml": "server = \"http://127.0.0.1:5002\"\n"],

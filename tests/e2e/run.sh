@@ -170,6 +170,22 @@ inside systemctl reload mirror-agent
 check "without the breakage the fix goes through" wait_until 60 grep -q 'discard_unpacked_layers = false' "$M/etc/containerd/config.toml"
 check "containerd active with it" wait_until 30 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active containerd)\" = active ]"
 
+# --- a fix that fails containerd's own verification: a failure to act, hosts.toml still applied ---
+# `version = 4` is a schema no containerd here knows: the agent's patch parses, but
+# `containerd config dump` of the candidate fails (or shows no config_path), so it is held back.
+inside systemctl stop mirror-agent
+cp -p "$M/etc/containerd/config.toml" "$H_TMP/config.before-unverifiable"
+printf 'version = 4\n' > "$M/etc/containerd/config.toml"
+rm -rf "$M/etc/containerd/certs.d/upstream.invalid"
+inside mirror-agent apply > "$H_TMP/apply-unverifiable.out" 2>&1; rc=$?
+check "apply with an unverifiable config.toml fix exits 1 (failure to act), not 2 (got $rc)" test "$rc" = 1
+check "and says the config.toml fix was not applied" grep -q 'config.toml fix was not applied' "$H_TMP/apply-unverifiable.out"
+check "the hosts.toml files were applied all the same" test -f "$M/etc/containerd/certs.d/upstream.invalid/hosts.toml"
+check "config.toml was left as it was" test "$(cat "$M/etc/containerd/config.toml")" = "version = 4"
+cp -p "$H_TMP/config.before-unverifiable" "$M/etc/containerd/config.toml"
+inside systemctl start mirror-agent
+check "the agent is active again" wait_until 30 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active mirror-agent)\" = active ]"
+
 # --- CRI-O: a reload through D-Bus, confirmed from its journal ---------------------------------
 # CRI-O is not in Debian bookworm, so a STAND-IN unit named crio.service plays its part: it
 # re-reads nothing, but answers SIGHUP the way CRI-O does, by logging "Applied new registry

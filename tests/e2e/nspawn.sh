@@ -217,8 +217,10 @@ e2e_build_cache() {
 # (E2E_TEST_PACKAGES) inside the running machine, offline. Call it after the agent's install.
 e2e_install_test_packages() {
   [ -n "${E2E_TEST_PACKAGES:-}" ] || return 0
+  # dpkg, not apt: the set was resolved against the root when the cache was built, and apt would
+  # re-resolve it against lists refreshed since (and want to download).
   e2e_exec sh -c 'ls /var/cache/e2e-test-debs/*.deb >/dev/null 2>&1 || exit 0
-    apt-get install -y -q --no-install-recommends --no-download /var/cache/e2e-test-debs/*.deb' >/dev/null
+    dpkg -i /var/cache/e2e-test-debs/*.deb' >/dev/null
 }
 
 # e2e_prepare_root DEST: makes DEST (must not exist, or be an empty directory) a fresh copy of

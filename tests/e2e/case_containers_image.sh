@@ -34,7 +34,9 @@ location = "upstream.invalid/team"
 blocked = true
 TOML
   # skopeo_inspect IMAGE: the manifest and config of IMAGE, read as containers/image resolves it.
-  skopeo_inspect() { inside timeout 60 skopeo inspect --override-os linux --override-arch amd64 "docker://$1" >/dev/null; }
+  # --raw: the manifest only (a plain inspect also lists tags, which containers/image asks of the
+  # source registry itself, never of a mirror).
+  skopeo_inspect() { inside timeout 60 skopeo inspect --raw "docker://$1" >/dev/null; }
   # mirror_get SINCE REPO REF: after line SINCE, the mirror answered a GET/HEAD for REPO:REF's
   # manifest (containers/image sends no ?ns=; the harness only PUTs).
   mirror_get() {
@@ -48,7 +50,7 @@ TOML
   check "skopeo (system registries.conf.d) gets upstream.invalid/library/hello:1 through our drop-in" skopeo_inspect upstream.invalid/library/hello:1
   check "and the mirror served it" mirror_get "$seen" library/hello 1
   check "the main file's nested prefix (upstream.invalid/team, blocked) still wins for its subtree" \
-    bash -c "nsenter -t $E2E_INIT_PID -m -p -- timeout 60 skopeo inspect docker://upstream.invalid/team/app:1 2>&1 | grep -qi blocked"
+    bash -c "nsenter -t $E2E_INIT_PID -m -p -- timeout 60 skopeo inspect --raw docker://upstream.invalid/team/app:1 2>&1 | grep -qi blocked"
 
   # An admin drop-in that sorts after ours: a different prefix leaves ours alone; the same prefix
   # replaces our entry (containers/image's rule, which the agent cannot change).
@@ -59,7 +61,7 @@ TOML
   check "and the mirror served it" mirror_get "$seen" library/second 1
   printf '[[registry]]\nprefix = "second.invalid"\nlocation = "second.invalid"\nblocked = true\n' >> "$ci_later"
   check "a later drop-in with the same prefix (second.invalid, blocked) replaces our entry" \
-    bash -c "nsenter -t $E2E_INIT_PID -m -p -- timeout 60 skopeo inspect docker://second.invalid/library/second:1 2>&1 | grep -qi blocked"
+    bash -c "nsenter -t $E2E_INIT_PID -m -p -- timeout 60 skopeo inspect --raw docker://second.invalid/library/second:1 2>&1 | grep -qi blocked"
   rm -f "$ci_later"
   if [ -e "$ci_saved" ]; then cp -p "$ci_saved" "$ci_main"; else rm -f "$ci_main"; fi
 fi

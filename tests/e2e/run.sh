@@ -209,7 +209,8 @@ cat > "$M/etc/systemd/system/crio.service" <<'UNIT'
 Description=STAND-IN for CRI-O (tests only)
 [Service]
 ExecStart=/usr/local/bin/crio-stand-in
-ExecReload=/bin/kill -HUP $MAINPID
+# sh's own kill: a minimal root has no /bin/kill (procps); $$ keeps systemd from expanding it.
+ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'
 UNIT
 inside systemctl daemon-reload
 inside systemctl start crio.service

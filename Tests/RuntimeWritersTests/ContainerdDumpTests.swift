@@ -83,7 +83,7 @@ final class ContainerdDumpTests: ScratchRootTestCase {
         XCTAssertEqual(p.schemaVersion, 2)
         XCTAssertTrue(p.criPullsThroughTransferService)
         XCTAssertEqual(p.checks.first { $0.name == "config_path" }?.status, .missing)
-        let after = try TOMLTable(string: p.fixes[0].after)
+        let after = try TOMLTable(string: try XCTUnwrap(p.fixes.first).after)
         XCTAssertEqual(after["plugins"]?["io.containerd.grpc.v1.cri"]?["registry"]?["config_path"]?.string, "/etc/containerd/certs.d")
     }
 
@@ -94,7 +94,7 @@ final class ContainerdDumpTests: ScratchRootTestCase {
         var check = p.checks.first { $0.name == "config_path" }
         XCTAssertEqual(check?.status, .wrong)
         XCTAssertTrue(check?.message.contains("empty, which containerd 2.2.0 reads as /etc/containerd/certs.d:/etc/docker/certs.d") == true, check?.message ?? "")
-        XCTAssertEqual(try TOMLTable(string: p.fixes[0].after)["plugins"]?["io.containerd.grpc.v1.cri"]?["registry"]?["config_path"]?.string, "/etc/containerd/certs.d")
+        XCTAssertEqual(try TOMLTable(string: try XCTUnwrap(p.fixes.first).after)["plugins"]?["io.containerd.grpc.v1.cri"]?["registry"]?["config_path"]?.string, "/etc/containerd/certs.d")
         // The same file on 2.1: empty means none.
         XCTAssertEqual(try inspect("2.1.9").checks.first { $0.name == "config_path" }?.status, .missing)
         // A version-3 file without the key: the 2.2 default, the list.
@@ -103,7 +103,7 @@ final class ContainerdDumpTests: ScratchRootTestCase {
         check = p.checks.first { $0.name == "config_path" }
         XCTAssertEqual(check?.status, .wrong)
         XCTAssertEqual(p.hostsDirectory, "/etc/containerd/certs.d")
-        XCTAssertEqual(try TOMLTable(string: p.fixes[0].after)["plugins"]?["io.containerd.cri.v1.images"]?["registry"]?["config_path"]?.string, "/etc/containerd/certs.d")
+        XCTAssertEqual(try TOMLTable(string: try XCTUnwrap(p.fixes.first).after)["plugins"]?["io.containerd.cri.v1.images"]?["registry"]?["config_path"]?.string, "/etc/containerd/certs.d")
         // With use_local_image_pull the CRI plugin splits the list itself: no fix.
         try write("/etc/containerd/config.toml", "version = 3\n[plugins.\"io.containerd.cri.v1.images\"]\n  use_local_image_pull = true\n")
         p = try inspect("2.2.1")

@@ -33,7 +33,13 @@ inside() { e2e_exec "$@"; }
 mainpid() { inside systemctl show -p MainPID --value "$1"; }
 # reload_agent: makes the agent re-read agent.yaml as a SETUP step: `systemctl reload` (checked
 # on its own below), else SIGHUP through systemd, so later checks do not hinge on ExecReload.
-reload_agent() { inside systemctl reload mirror-agent 2>/dev/null || inside systemctl kill --kill-whom=main --signal=HUP mirror-agent; }
+# Waits (bounded) until the agent has logged one more "agent.yaml re-read".
+rereads() { inside journalctl -u mirror-agent --no-pager -q | grep -c 'agent.yaml re-read'; }
+reload_agent() {
+  local before; before=$(rereads)
+  inside systemctl reload mirror-agent >/dev/null 2>&1 || inside systemctl kill --kill-whom=main --signal=HUP mirror-agent
+  wait_until 15 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent --no-pager -q | grep -c 'agent.yaml re-read')\" -gt $before ]"
+}
 CONTAINERD_VERSION=$(inside containerd --version | awk '{ print $3 }')
 echo "# suite: $E2E_SUITE, containerd $CONTAINERD_VERSION, systemd $(inside systemctl --version | awk 'NR == 1 { print $2 }')"
 containerd_major=${CONTAINERD_VERSION%%.*}
@@ -152,7 +158,7 @@ reload_rc=0
 inside systemctl reload mirror-agent > "$H_TMP/reload.out" 2>&1 || { reload_rc=$?; inside systemctl kill --kill-whom=main --signal=HUP mirror-agent; }
 check "systemctl reload works" bash -c "cat '$H_TMP/reload.out'; exit $reload_rc"
 check "and re-reads agent.yaml" wait_until 10 bash -c "nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent --no-pager -q | grep -q 'agent.yaml re-read'"
-check "the agent is active after the reload" test "$(inside systemctl is-active mirror-agent)" = active
+check "the agent is active after the reload" wait_until 10 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active mirror-agent)\" = active ]"
 
 # --- a fix that breaks containerd is rolled back -------------------------------------------------
 cp "$M/etc/containerd/config.toml" "$H_TMP/good-config.toml"

@@ -150,8 +150,9 @@ struct Reconciliation {
         // Check every candidate with the real parser (and containerd itself where it runs).
         for fix in fixes {
             if let problem = verify(fix, prerequisites) {
-                result.diagnostics.append(.error("the config.toml fix was not applied: \(problem)", at: .file(root.path(fix.hostPath))))
-                result.outcome.failures.append("\(root.path(fix.hostPath)): fix not applied: \(problem)")
+                // A failure to act (exit 1, STATUS says so), not invalid desired state: the
+                // hosts.toml files above are in place; only the config.toml fix is held back.
+                result.outcome.failures.append("\(root.path(fix.hostPath)): the config.toml fix was not applied: \(problem)")
                 return nil
             }
         }
@@ -211,15 +212,21 @@ struct Reconciliation {
             return "the patched file does not parse: \(error.message)"
         }
         if fix.hostPath == settings.containerd.configFile {
-            let again = ContainerdPrerequisites.evaluateCandidate(candidate, configFile: fix.hostPath, root: root, containerdMajor: before.containerdMajor)
+            let again = ContainerdPrerequisites.evaluateCandidate(candidate, configFile: fix.hostPath, root: root, containerdVersion: before.containerdVersion, containerdMajor: before.containerdMajor)
             if let broken = again.first(where: { $0.status == .missing || $0.status == .wrong }) {
                 return "after patching, \(broken.name) is still \(broken.status.rawValue)"
             }
             // containerd's own reading of the candidate, where containerd runs on this root.
             if root == .system, let dump = RuntimeDetection.containerdConfigDump(candidate: fix.after) {
-                if !dump.succeeded { return "containerd rejects it: \(dump.output.suffix(300))" }
-                if !dump.output.contains("config_path = \"\(before.hostsDirectory)\"") {
-                    return "containerd config dump does not show config_path = \"\(before.hostsDirectory)\""
+                if !dump.succeeded { return "containerd rejects it: \(dump.errors.suffix(300))" }
+                let parsed: ContainerdConfigDump
+                do {
+                    parsed = try ContainerdConfigDump.parse(dump.output)
+                } catch {
+                    return error.message
+                }
+                if let problem = parsed.problem(hostsDirectory: before.hostsDirectory, containerd: ContainerdVersion(before.containerdVersion)) {
+                    return problem
                 }
             }
         }

@@ -31,7 +31,7 @@ public final class SystemdBus: @unchecked Sendable {
         var handle: OpaquePointer?
         let r = msa_bus_open(&handle)
         guard r >= 0, let handle else {
-            throw RuntimeActionError("cannot connect to the system D-Bus: \(String(cString: strerror(-r)))")
+            throw RuntimeActionError("cannot connect to the system D-Bus (nor, as root, to systemd's private socket): \(String(cString: strerror(-r)))")
         }
         return SystemdBus(bus: handle)
     }

@@ -25,7 +25,7 @@ ce_addr() { local v="REG_$1_ADDR"; echo "${!v}"; }
 U=$(ce_addr EXU) A=$(ce_addr EXA) B=$(ce_addr EXB)
 u_dir=${U/:/_}_  # containerd's host_port_ spelling
 ce_digest=""
-for repo in e1 e2 e3 e4 e5 e6 e7 e8 e9 e10 e11 library/eshort; do
+for repo in e1 e2 e3 e4 e5 e6 e7 e8 e9 e10 e11 e12 e13 library/eshort; do
   for reg in "${ce_regs[@]}"; do ce_digest=$(push_image "$ce_img" 1 "$(ce_addr "$reg")/$repo:1") || echo "# push of $repo to $reg failed"; done
 done
 echo "# explain case: source $U, mirrors A=$A B=$B, containerd $CONTAINERD_VERSION"
@@ -129,6 +129,39 @@ ce_clean 127.0.0.1
 ce_hosts docker.io <<<"[host.\"http://$A\"]"
 ce_judge "an unqualified name is docker.io/library/..." "eshort:1" library/eshort 1
 ce_clean docker.io
+
+# --- a ':'-separated config_path (needs a containerd restart) ------------------------------------
+# The CRI plugin reads each entry in order; the first entry with host_port_, host:port or _default
+# wins, even its _default over the host's own directory in a later entry. The agent is stopped
+# meanwhile (it watches config.toml), and config.toml is restored byte for byte afterwards.
+ce_config="$M/etc/containerd/config.toml"
+cp -p "$ce_config" "$H_TMP/ce-config.toml"
+ce_config_sum=$(sha256sum < "$ce_config")
+ce_restart_containerd() {
+  inside systemctl restart containerd &&
+    wait_until 30 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active containerd)\" = active ]"
+}
+inside systemctl stop mirror-agent
+if grep -q '^ *config_path = "/etc/containerd/certs.d"' "$ce_config"; then
+  sed -i 's|^\( *\)config_path = "/etc/containerd/certs.d"|\1config_path = "/etc/containerd/certs-explain:/etc/containerd/certs.d"|' "$ce_config"
+  check "explain case: containerd restarts with a ':'-separated config_path" ce_restart_containerd
+  check "and config dump shows it" test "$(dump_config_path)" = /etc/containerd/certs-explain:/etc/containerd/certs.d
+  mkdir -p "$M/etc/containerd/certs-explain/_default"
+  printf '[host."http://%s"]\n' "$B" > "$M/etc/containerd/certs-explain/_default/hosts.toml"
+  ce_hosts "$U" <<<"[host.\"http://$A\"]"
+  ce_judge "':'-separated config_path: the first entry's _default wins over a later host directory" "$U/e12:1" e12 1
+  rm -rf "$M/etc/containerd/certs-explain/_default"
+  ce_judge "':'-separated config_path: the second entry's host directory" "$U/e13:1" e13 1
+  ce_clean "$U"
+  rm -rf "$M/etc/containerd/certs-explain"
+else
+  check "explain case: config.toml has the agent's config_path line" false
+fi
+cp -p "$H_TMP/ce-config.toml" "$ce_config"
+check "explain case: containerd restarts with the config.toml as found" ce_restart_containerd
+check "explain case: config.toml is byte for byte as found" test "$(sha256sum < "$ce_config")" = "$ce_config_sum"
+inside systemctl start mirror-agent
+check "explain case: the agent starts again" wait_until 30 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active mirror-agent)\" = active ]"
 
 echo "# explain case on containerd $CONTAINERD_VERSION: $ce_matches of $ce_rows configurations matched"
 

@@ -65,8 +65,15 @@ public struct ContainerdExplainer {
             return result
         }
         result.facts.append(.init("config_path = \"\(configPath)\" (CRI images plugin)", file: configDump == nil ? configPathCheck?.file : "containerd config dump", line: configPathCheck?.line))
-        let roots = configPath.split(separator: ":").map(String.init)
-        if roots.count > 1 && prerequisites.containerdMajor >= 2 {
+        var roots = configPath.split(separator: ":").map(String.init)
+        if roots.count > 1 && prerequisites.criPullsThroughTransferService {
+            // 2.1+ without use_local_image_pull: CRI PullImage goes through the transfer service,
+            // which takes the whole string as ONE directory (containerd 12415). Judged on 2.1.9:
+            // with a list, the CRI pull went to the registry itself despite a _default and a
+            // host directory in its entries.
+            result.facts.append(.init("containerd 2.1+ pulls for the CRI plugin through its transfer service, which reads \"\(configPath)\" as one directory: no hosts.toml is used (set use_local_image_pull = true, or one directory)"))
+            roots = [configPath]
+        } else if roots.count > 1 && prerequisites.containerdMajor >= 2 {
             result.facts.append(.init("the transfer service (containerd 2.1+) reads \"\(configPath)\" as one directory, which does not exist: its pulls ignore every hosts.toml"))
         }
 

@@ -135,11 +135,28 @@ final class ExplainTests: ScratchRootTestCase {
                 "/etc/containerd/certs.d/_default/hosts.toml": "[host.\"http://127.0.0.1:5008\"]\n",
                 "/etc/docker/certs.d/quay.io/hosts.toml": "[host.\"http://127.0.0.1:5009\"]\n",
             ],
-            reference: "quay.io/a/b:1", containerdVersion: "2.1.3", first: "http://127.0.0.1:5008/v2", warning: "transfer service"),
+            // CRI pulls go through the transfer service on 2.1+, which reads the list as one
+            // directory: the registry itself (judged by containerd 2.1.9 in case_explain.sh).
+            reference: "quay.io/a/b:1", containerdVersion: "2.1.3", first: "https://quay.io/v2", warning: "transfer service"),
         Case(
-            name: "':'-separated config_path: second root used when the first has nothing",
+            name: "':'-separated config_path on 2.1+: a later root's host directory is not used either",
             files: ["/etc/containerd/config.toml": v3ListConfig, "/etc/docker/certs.d/quay.io/hosts.toml": "[host.\"http://127.0.0.1:5009\"]\n"],
-            reference: "quay.io/a/b:1", containerdVersion: "2.1.3", first: "http://127.0.0.1:5009/v2"),
+            reference: "quay.io/a/b:1", containerdVersion: "2.1.3", first: "https://quay.io/v2"),
+        Case(
+            name: "':'-separated config_path with use_local_image_pull: the CRI plugin reads the list, first root wins with _default",
+            files: [
+                "/etc/containerd/config.toml": "version = 3\n[plugins.\"io.containerd.cri.v1.images\"]\n  use_local_image_pull = true\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d:/etc/docker/certs.d\"\n",
+                "/etc/containerd/certs.d/_default/hosts.toml": "[host.\"http://127.0.0.1:5008\"]\n",
+                "/etc/docker/certs.d/quay.io/hosts.toml": "[host.\"http://127.0.0.1:5009\"]\n",
+            ],
+            reference: "quay.io/a/b:1", containerdVersion: "2.1.3", first: "http://127.0.0.1:5008/v2"),
+        Case(
+            name: "':'-separated config_path on 1.7: the CRI plugin reads the list, second root when the first has nothing",
+            files: [
+                "/etc/containerd/config.toml": "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d:/etc/docker/certs.d\"\n",
+                "/etc/docker/certs.d/quay.io/hosts.toml": "[host.\"http://127.0.0.1:5009\"]\n",
+            ],
+            reference: "quay.io/a/b:1", containerdVersion: "1.7.24", first: "http://127.0.0.1:5009/v2"),
         Case(
             name: "trap: legacy registry.mirrors without config_path",
             files: [

@@ -8,4 +8,8 @@
 /// SYNC_FILE_RANGE_WRITE); 0 or -errno. Only a hint: durability still comes from fsync.
 int msa_start_writeback(int fd);
 
+/// syncfs(2) on the filesystem holding `fd`: commits its journal and flushes the disk cache
+/// once; 0 or -errno (writeback errors are reported since Linux 5.8).
+int msa_syncfs(int fd);
+
 #endif

@@ -203,8 +203,8 @@ public struct AtomicWriter: Sendable {
         // 2. Durable before any rename: after a crash a renamed file is never empty or partial.
         // A large batch: one syncfs per filesystem (each fsync would still flush the disk cache).
         let large = items.count > Self.fsyncLimit
-        var failedFilesystems = Set<UInt64>()
-        var filesystems: [UInt64: Int32] = [:]
+        var failedFilesystems = Set<dev_t>()
+        var filesystems: [dev_t: Int32] = [:]
         if large {
             for item in items {
                 var info = stat()
@@ -252,7 +252,7 @@ public struct AtomicWriter: Sendable {
         var unsynced = Set<String>()
         if large {
             // One syncfs per filesystem commits every rename and new directory entry at once.
-            var done: [UInt64: Bool] = [:]
+            var done: [dev_t: Bool] = [:]
             for key in renamedInto {
                 var info = stat()
                 let fd = directories[key]!

@@ -111,17 +111,37 @@ public final class MirrorProber: Sendable {
 
     /// The mirror's own TLS settings, as containerd applies them: the system roots plus its CA
     /// files, its client certificate, or no verification at all.
+    ///
+    /// The files are read here, with the agent's one safe reader (`O_NONBLOCK`, a regular file,
+    /// at most 1 MiB), never by BoringSSL's own `fopen`: a FIFO or a device in place of a CA file
+    /// must not block the probe outside its timeout.
     static func tls(_ settings: TLSSettings) throws -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
         if settings.skipVerify { tls.certificateVerification = .none }
         if !settings.caFiles.isEmpty {
-            tls.additionalTrustRoots = settings.caFiles.map { .file($0) }
+            var roots: [NIOSSLCertificate] = []
+            for file in settings.caFiles { roots += try NIOSSLCertificate.fromPEMBytes(try readTLSFile(file)) }
+            tls.additionalTrustRoots = [.certificates(roots)]
         }
         if let cert = settings.clientCertificate, let key = settings.clientKey {
-            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(try readTLSFile(cert)).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: try readTLSFile(key), format: .pem))
         }
         return tls
+    }
+
+    struct TLSFileError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func readTLSFile(_ path: String) throws -> [UInt8] {
+        switch FileSystem.read(path, limit: 1 << 20) {
+        case .success(let bytes): return bytes
+        case .failure(.missing): throw TLSFileError(description: "TLS files: \(path) does not exist")
+        case .failure(.notRegularFile): throw TLSFileError(description: "TLS files: \(path) is not a regular file")
+        case .failure(.tooLarge): throw TLSFileError(description: "TLS files: \(path) is larger than 1 MiB")
+        case .failure(.unsafe(let why)), .failure(.system(let why)): throw TLSFileError(description: "TLS files: \(path): \(why)")
+        }
     }
 
     static func reason(_ error: Error, settings: ProbeSettings, https: Bool = false) -> String {
@@ -137,6 +157,7 @@ public final class MirrorProber: Sendable {
             }
             if "\(error)".contains("deadline") || "\(error)".contains("Timeout") { return "timed out after \(settings.timeout)" }
         }
+        if let error = error as? TLSFileError { return error.description }
         let described = "\(error)"
         if described.contains("CERTIFICATE_VERIFY_FAILED") { return "TLS: certificate verify failed (is the mirror's CA configured?)" }
         if let error = error as? NIOSSLError { return "TLS: \(error)" }

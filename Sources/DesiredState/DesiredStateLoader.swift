@@ -111,7 +111,7 @@ public enum DesiredStateLoader {
         return Result(model: model, diagnostics: diagnostics, files: files)
     }
 
-    static func describe(_ error: FileSystem.ReadError) -> String {
+    public static func describe(_ error: FileSystem.ReadError) -> String {
         switch error {
         case .missing: return "file does not exist"
         case .notRegularFile: return "not a regular file (a FIFO, device, socket or directory is never read)"

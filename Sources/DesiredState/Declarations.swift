@@ -157,6 +157,11 @@ enum ConfigMapDialect {
                 for document in documents {
                     Dialect.decode(document, context: inner, nested: true, into: &result)
                 }
+            } catch let error as Diagnostic where error.message.hasPrefix("document expands to more than") {
+                // The inner parse ran out of what the outer file left: say so in its terms.
+                throw .error(
+                    "data.\(pair.name): the documents embedded in this file exceed its \(context.limits.maxBytes)-byte / \(context.limits.maxNodes)-node budget (ConfigMap data counts against the file's limits, aliases in full); refusing to read further",
+                    at: error.location ?? pair.value.location)
             } catch {
                 result.diagnostics.append(error)
             }

@@ -121,7 +121,15 @@ public enum FileSystem {
     /// "Root" means uid 0 or the agent's own uid (tests running unprivileged). A ConfigMap mount
     /// (`name.yaml -> ..data/name.yaml`, `..data -> ..2024_01_01_00_00_00.1234`, all root's)
     /// passes. The refusal names the offending path and why.
-    public static func trustedPath(_ path: String, root: HostRoot) -> Result<TrustedFile, ReadError> {
+    public static func trustedPath(_ given: String, root: HostRoot) -> Result<TrustedFile, ReadError> {
+        var path = given
+        if !path.hasPrefix("/") {
+            // A relative path (validate's arguments) is relative to the working directory.
+            var buffer = [CChar](repeating: 0, count: 4096)
+            guard getcwd(&buffer, buffer.count) != nil else { return .failure(.system("cannot find the working directory")) }
+            let cwd = String(cString: buffer)
+            path = (cwd == "/" ? "" : cwd) + "/" + path
+        }
         let base = root.hostPath(of: path) != nil ? root.prefix : ""
         guard let host = root.hostPath(of: path) ?? (path.hasPrefix("/") ? path : nil) else {
             return .failure(.system("not an absolute path"))
@@ -177,10 +185,10 @@ public enum FileSystem {
                 current = next
             case S_IFREG:
                 guard pending.allSatisfy({ $0 == "." || $0.isEmpty }) else { return .failure(.system("\(next): not a directory")) }
-                if !ownerOK(info) { return .failure(.unsafe("\(next == path ? "it" : next) is owned by uid \(info.st_uid), not root")) }
+                if !ownerOK(info) { return .failure(.unsafe("\(next == path || next == given ? "it" : next) is owned by uid \(info.st_uid), not root")) }
                 if info.st_mode & (S_IWGRP | S_IWOTH) != 0 {
                     let who = info.st_mode & S_IWOTH != 0 ? "world-writable" : "group-writable"
-                    return .failure(.unsafe("\(next == path ? "it" : next) is \(who) (mode \(modeText(info))); run chmod go-w on it"))
+                    return .failure(.unsafe("\(next == path || next == given ? "it" : next) is \(who) (mode \(modeText(info))); run chmod go-w on it"))
                 }
                 return .success(TrustedFile(path: next, device: UInt64(info.st_dev), inode: UInt64(info.st_ino)))
             default:

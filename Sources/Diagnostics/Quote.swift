@@ -10,12 +10,16 @@ public enum Quote {
     /// `"value"`: at most ``maxValueLength`` characters (then `..."` and the full length), control
     /// characters, quotes and backslashes escaped, and URL userinfo (`user:password@`) redacted.
     public static func value(_ text: String, limit: Int = maxValueLength) -> String {
-        let clean = redactUserinfo(text)
+        // Only the start is shown: look at no more than that (plus room for a URL's authority).
+        let total = text.unicodeScalars.count
+        var window = String.UnicodeScalarView()
+        window.append(contentsOf: text.unicodeScalars.prefix(limit + 4096))
+        let clean = redactUserinfo(String(window))
         var out = "\""
         var shown = 0
         for scalar in clean.unicodeScalars {
             if shown >= limit {
-                return out + "...\" (\(clean.unicodeScalars.count) characters)"
+                return out + "...\" (\(total) characters)"
             }
             out += escape(scalar)
             shown += 1

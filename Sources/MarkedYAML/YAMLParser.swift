@@ -197,7 +197,7 @@ private struct TreeBuilder {
         case YAML_ALIAS_EVENT:
             let name = event.data.alias.anchor.map { String(cString: $0) } ?? ""
             guard let (node, weight, bytes) = anchors[name] else {
-                throw .error("alias *\(Quote.value(name, limit: 40)) names no anchor defined before it", at: here)
+                throw .error("alias *\(name.count > 40 ? String(name.prefix(40)) + "..." : name) names no anchor defined before it", at: here)
             }
             // An alias costs as much as the tree it copies: this is what bounds alias bombs.
             try count(weight, at: here)

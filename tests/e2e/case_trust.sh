@@ -35,8 +35,8 @@ cp -p "$M/etc/containerd/config.toml" "$H_TMP/trust-config.toml"
 cat >> "$M/etc/containerd/config.toml" <<TOML
 
 [plugins."io.containerd.grpc.v1.cri".registry.configs."r.example".auth]
-  username = "puller"
   password = "$S_TOML"
+  username = "puller"
 TOML
 chmod 600 "$M/etc/containerd/config.toml"
 printf '%s: here\n' "$S_ROOTONLY" > "$M/etc/trust-root-only"; chmod 600 "$M/etc/trust-root-only"
@@ -68,10 +68,10 @@ trust_scan() {
 }
 check "no planted secret in stdout, stderr, --json, --diff, the journal, STATUS=, status.json, metrics or any file a non-root user can read" trust_scan
 printf '%s\n' "$S_TOML" > "$M/etc/trust-planted"; chmod 644 "$M/etc/trust-planted"
-check "negative control: a secret in a world-readable file is found" bash -c "! $(declare -f trust_scan in_machine); E2E_INIT_PID=$E2E_INIT_PID SECRETS='$SECRETS' TS='$TS' M='$M' trust_scan"
+check "negative control: a secret in a world-readable file is found" bash -c "$(declare -f trust_scan in_machine); E2E_INIT_PID=$E2E_INIT_PID SECRETS='$SECRETS' TS='$TS' M='$M'; ! trust_scan"
 rm -f "$M/etc/trust-planted"
 printf 'leak %s\n' "$S_K3S" >> "$TS/journal.txt"
-check "negative control: a secret in the journal output is found" bash -c "! $(declare -f trust_scan in_machine); E2E_INIT_PID=$E2E_INIT_PID SECRETS='$SECRETS' TS='$TS' M='$M' trust_scan"
+check "negative control: a secret in the journal output is found" bash -c "$(declare -f trust_scan in_machine); E2E_INIT_PID=$E2E_INIT_PID SECRETS='$SECRETS' TS='$TS' M='$M'; ! trust_scan"
 rm -f "$M"/etc/mirror-agent/mirrors.d/9[234]-*.yaml "$M/etc/trust-root-only"
 cp -p "$H_TMP/trust-config.toml" "$M/etc/containerd/config.toml"
 check "the agent is back to a clean state" wait_until 20 bash -c "! nsenter -t $E2E_INIT_PID -m -p -- systemctl show -p StatusText --value mirror-agent | grep -q 'error'"

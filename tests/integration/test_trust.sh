@@ -73,9 +73,10 @@ check "the URL is reported with its userinfo redacted" grep -q 'https://\*\*\*@m
 # root that a non-root user can read (as nobody, so the kernel decides).
 trust_scan() {
   local found=0
-  grep -rlE "$SECRETS" "$O" "$T/run" "$T/var/lib/prometheus" 2>/dev/null && found=1
+  # (grep exits 2 when one of its paths is missing even if another matched: judge by its output.)
+  grep -rlE "$SECRETS" "$O" "$T/run" "$T/var/lib/prometheus" 2>/dev/null | grep . && found=1
   chmod o+x "$H_TMP"
-  setpriv --reuid=nobody --regid=nogroup --clear-groups grep -rlE "$SECRETS" "$T" 2>/dev/null | grep -v -e '/mirrors.d/' && found=1
+  setpriv --reuid=nobody --regid=nogroup --clear-groups grep -rlE "$SECRETS" "$T" 2>/dev/null | grep -v -e '/mirrors.d/' | grep . && found=1
   chmod o-x "$H_TMP"
   [ "$found" = 0 ]
 }

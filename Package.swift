@@ -69,7 +69,7 @@ let package = Package(
                 "RuntimeWriters", "DesiredState", .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
-            exclude: ["Golden"]
+            exclude: ["Golden", "Parity"]
         ),
         .testTarget(name: "HealthProbeTests", dependencies: ["HealthProbe", "DesiredState"]),
     ]

@@ -20,6 +20,8 @@ struct DecodedDocuments {
     var declarations: [RegistryDeclaration] = []
     var credentials: [HostCredentials] = []
     var diagnostics = DiagnosticList()
+    /// `insecureRegistries` from agent.yaml: decides how each source itself is reached.
+    var insecureRegistries: Set<String> = []
 }
 
 /// Facts the dialect decoders need besides the YAML itself.

@@ -64,6 +64,7 @@ public enum DesiredStateLoader {
     }
 
     static func decode(_ bytes: [UInt8], file: String, settings: AgentSettings, limits: YAMLLimits, into decoded: inout DecodedDocuments) {
+        decoded.insecureRegistries = Set(settings.insecureRegistries)
         do {
             var usage = YAMLUsage()
             let documents = try YAMLParser.parse(bytes, mapping: LocationMapping(file: file), limits: limits, usage: &usage)
@@ -82,7 +83,7 @@ public enum DesiredStateLoader {
 
     static func finish(_ decoded: DecodedDocuments, files: [String], root: HostRoot) -> Result {
         var diagnostics = decoded.diagnostics
-        let registries = Merger.merge(decoded.declarations, into: &diagnostics)
+        let registries = Merger.merge(decoded.declarations, insecure: decoded.insecureRegistries, into: &diagnostics)
         // A missing TLS file is a warning (it may be provisioned later), once per file.
         var users: [String: (location: SourceLocation?, names: [String])] = [:]
         var order: [String] = []
@@ -104,7 +105,7 @@ public enum DesiredStateLoader {
         }
         for credential in decoded.credentials {
             diagnostics.warning(
-                "credentials for \(credential.host) are kept but not written: neither hosts.toml nor registries.conf has a place for them (use the kubelet's credential provider or the runtime's auth file)",
+                "credentials for \(credential.host) are not written by this version of mirror-agent: pulls that need them get 401 Unauthorized unless credentials for \(credential.host) are configured elsewhere",
                 at: credential.location)
         }
         let model = diagnostics.hasErrors ? MirrorModel() : MirrorModel(registries: registries, credentials: decoded.credentials)

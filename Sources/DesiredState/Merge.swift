@@ -17,10 +17,11 @@ import Diagnostics
 /// - An OpenShift set whose only mirror is its source, or that has no mirrors, is ignored (with
 ///   its policy).
 enum Merger {
-    static func merge(_ declarations: [RegistryDeclaration], into diagnostics: inout DiagnosticList) -> [Registry] {
+    static func merge(_ declarations: [RegistryDeclaration], insecure: Set<String> = [], into diagnostics: inout DiagnosticList) -> [Registry] {
         var groups: [RegistrySource: [RegistryDeclaration]] = [:]
         for declaration in declarations {
-            if declaration.isOpenShift, declaration.mirrors.count == 1, isSource(declaration.mirrors[0], of: declaration.source) {
+            let scheme = upstreamScheme(declaration.source, insecure: insecure)
+            if declaration.isOpenShift, !declaration.mirrors.isEmpty, declaration.mirrors.allSatisfy({ isSource($0, of: declaration.source, scheme: scheme) }) {
                 diagnostics.warning("ignored: the only mirror of \(declaration.source) is the source itself", at: declaration.location)
                 continue
             }
@@ -32,12 +33,21 @@ enum Merger {
         }
         var registries: [Registry] = []
         for (source, group) in groups.sorted(by: { $0.key < $1.key }) {
-            if let registry = mergeGroup(source, group, into: &diagnostics) { registries.append(registry) }
+            if let registry = mergeGroup(source, group, scheme: upstreamScheme(source, insecure: insecure), into: &diagnostics) {
+                registries.append(registry)
+            }
         }
         return registries
     }
 
-    static func mergeGroup(_ source: RegistrySource, _ group: [RegistryDeclaration], into diagnostics: inout DiagnosticList) -> Registry? {
+    /// How a source is reached when nothing says otherwise (see ``References/upstreamScheme``).
+    static func upstreamScheme(_ source: RegistrySource, insecure: Set<String>) -> URLScheme {
+        source.host.map { References.upstreamScheme($0, insecure: insecure) } ?? .https
+    }
+
+    static func mergeGroup(
+        _ source: RegistrySource, _ group: [RegistryDeclaration], scheme: URLScheme = .https, into diagnostics: inout DiagnosticList
+    ) -> Registry? {
         // The policy: every declaration must agree, an omitted one meaning AllowContactingSource.
         var failed = false
         let stated = group.map { (policy: $0.policy ?? .allowContactingSource, place: $0.policyLocation ?? $0.location, omitted: $0.policy == nil) }
@@ -55,7 +65,7 @@ enum Merger {
         // NeverContactSource with the source among its own mirrors, per declaration (as the
         // machine-config-operator checks it).
         for declaration in group where declaration.policy == .neverContactSource {
-            if let own = declaration.mirrors.first(where: { isSource($0, of: source) }) {
+            if let own = declaration.mirrors.first(where: { isSource($0, of: source, scheme: scheme) }) {
                 diagnostics.error(
                     "source \(source) is NeverContactSource but is also listed as its own mirror (at \(own.origins.map(\.description).joined(separator: ", ")))",
                     at: declaration.policyLocation ?? declaration.location)
@@ -63,8 +73,9 @@ enum Merger {
             }
         }
 
-        // The mirrors: one node per mirror, plus the source itself, which every declaration
-        // implies after its last mirror. Edges follow each declaration's order.
+        // The mirrors: one node per mirror, plus the source itself, which a declaration implies
+        // after its last mirror unless it lists the source itself somewhere (as runtime-utils
+        // does). Edges follow each declaration's order.
         let sourceKey = sourceNodeKey(source)
         var byKey: [String: MirrorEndpoint] = [:]
         var edges: [String: Set<String>] = [:]
@@ -78,7 +89,7 @@ enum Merger {
             var previous: String?
             var seenHere = Set<String>()
             for mirror in declaration.mirrors {
-                let key = isSource(mirror, of: source) ? sourceKey! : sortKey(mirror)
+                let key = isSource(mirror, of: source, scheme: scheme) ? sourceKey! : sortKey(mirror)
                 if seenHere.contains(key) {
                     diagnostics.warning("mirror \(mirror.displayURL) is listed twice for \(source); the later entry is ignored", at: mirror.origins.first)
                     continue
@@ -97,7 +108,7 @@ enum Merger {
                 if let previous { addEdge(previous, key) }
                 previous = key
             }
-            if let previous, let sourceKey {
+            if let previous, let sourceKey, !seenHere.contains(sourceKey) {
                 indegree[sourceKey, default: 0] += 0
                 addEdge(previous, sourceKey)
             }
@@ -136,7 +147,7 @@ enum Merger {
         }
         // The source itself is the implicit last entry; listed anywhere else it stays a mirror.
         if let sourceKey, order.last == sourceKey { order.removeLast() }
-        let mirrors = order.compactMap { key in byKey[key] ?? (key == sourceKey ? sourceEndpoint(source) : nil) }
+        let mirrors = order.compactMap { key in byKey[key] ?? (key == sourceKey ? sourceEndpoint(source, scheme: scheme) : nil) }
 
         if policy == .neverContactSource, mirrors.isEmpty {
             diagnostics.error("source \(source) is NeverContactSource but has no mirror: nothing could be pulled from it", at: policyPlace)
@@ -154,7 +165,7 @@ enum Merger {
         if failed { return nil }
         return Registry(
             source: source, mirrors: mirrors, sourcePolicy: policy, sourceTLS: sourceTLS,
-            rewrites: group.flatMap(\.rewrites), origins: group.map(\.location).sorted())
+            rewrites: group.flatMap(\.rewrites), origins: group.map(\.location).sorted(), upstreamScheme: scheme)
     }
 
     /// Two declarations of one mirror become one, or nil (with an error) when they disagree.
@@ -196,17 +207,19 @@ enum Merger {
     }
 
     /// The source as a mirror entry, for when declarations put it before other mirrors.
-    static func sourceEndpoint(_ source: RegistrySource) -> MirrorEndpoint? {
+    static func sourceEndpoint(_ source: RegistrySource, scheme: URLScheme) -> MirrorEndpoint? {
         switch source {
-        case .host(let host): return MirrorEndpoint(scheme: .https, host: host)
-        case .repository(let host, let path): return MirrorEndpoint(scheme: .https, host: host, path: "/" + path)
+        case .host(let host): return MirrorEndpoint(scheme: scheme, host: host)
+        case .repository(let host, let path): return MirrorEndpoint(scheme: scheme, host: host, path: "/" + path)
         case .everyRegistry, .wildcardDomain: return nil
         }
     }
 
-    /// Whether a mirror is the source itself (same host, same repository namespace).
-    static func isSource(_ mirror: MirrorEndpoint, of source: RegistrySource) -> Bool {
-        guard !mirror.overridePath else { return false }
+    /// Whether a mirror is the source itself: same scheme as the source is reached with, same
+    /// host, same repository namespace. `http://reg:5000` is another endpoint than the source
+    /// `reg:5000` (reached over HTTPS), as k3s compares whole URLs.
+    static func isSource(_ mirror: MirrorEndpoint, of source: RegistrySource, scheme: URLScheme) -> Bool {
+        guard !mirror.overridePath, mirror.scheme == scheme else { return false }
         switch source {
         case .host(let host): return mirror.host == host && mirror.path.isEmpty
         case .repository(let host, let path): return mirror.host == host && mirror.path == "/" + path

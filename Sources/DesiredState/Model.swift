@@ -30,12 +30,16 @@ public struct Registry: Sendable, Equatable {
     public var rewrites: [RewriteRule]
     /// Every place this registry was declared.
     public var origins: [SourceLocation]
+    /// How the source itself is reached: plain HTTP for a host in `insecureRegistries` and for a
+    /// loopback host on a port other than 443 (containerd's and k3s's default), HTTPS otherwise.
+    public var upstreamScheme: URLScheme
 
     public init(
         source: RegistrySource, mirrors: [MirrorEndpoint] = [],
         sourcePolicy: SourcePolicy = .allowContactingSource, sourceTLS: TLSSettings = TLSSettings(),
-        rewrites: [RewriteRule] = [], origins: [SourceLocation] = []
+        rewrites: [RewriteRule] = [], origins: [SourceLocation] = [], upstreamScheme: URLScheme = .https
     ) {
+        self.upstreamScheme = upstreamScheme
         self.source = source
         self.mirrors = mirrors
         self.sourcePolicy = sourcePolicy

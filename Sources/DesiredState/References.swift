@@ -1,4 +1,9 @@
 import Diagnostics
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Parsing and checking of registry hosts, sources and mirror locations.
 ///
@@ -294,7 +299,7 @@ enum References {
         case .httpsUnlessInsecure(let insecure):
             effectiveScheme = scheme ?? (insecure.contains(host) ? .http : .https)
         case .k3s:
-            effectiveScheme = scheme ?? ((isLocalhost(host) && port(of: host) != "443") ? .http : .https)
+            effectiveScheme = scheme ?? k3sDefaultScheme(host)
         }
         var overridePath = false
         switch pathMeaning {
@@ -349,10 +354,51 @@ enum References {
         return nil
     }
 
+    /// containerd's `docker.IsLocalhost`: the name `localhost`, or an address that parses as a
+    /// loopback IP. A DNS name that merely starts with "127." is not loopback.
     static func isLocalhost(_ host: String) -> Bool {
         let name = hostName(host)
-        return name == "localhost" || name.hasPrefix("127.") || name == "[::1]"
+        if name.lowercased() == "localhost" { return true }
+        if name.hasPrefix("[") && name.hasSuffix("]") { return isIPv6Loopback(name.dropFirst().dropLast()) }
+        return isIPv4Loopback(name)
     }
+
+    /// A dotted-quad IPv4 address (no leading zeros, as Go's parser) in 127.0.0.0/8.
+    static func isIPv4Loopback(_ name: String) -> Bool {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return false }
+        for part in parts {
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCIIDigit), let n = Int(part), n <= 255 else { return false }
+            if part.count > 1 && part.first == "0" { return false }
+        }
+        return parts[0] == "127"
+    }
+
+    /// `::1` in any spelling (`0:0:0:0:0:0:0:1`, `::0:1`), or an IPv4-mapped loopback address.
+    static func isIPv6Loopback(_ text: Substring) -> Bool {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard inet_pton(AF_INET6, String(text), &bytes) == 1 else { return false }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
+        return bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff && bytes[12] == 127
+    }
+
+    /// k3s's default scheme for an endpoint written without one (its normalizeEndpointAddress):
+    /// plain HTTP for a loopback host on an explicit port other than 443, HTTPS otherwise (so a
+    /// bare `localhost` is HTTPS).
+    static func k3sDefaultScheme(_ host: String) -> URLScheme {
+        guard isLocalhost(host), let port = port(of: host), port != "443" else { return .https }
+        return .http
+    }
+
+    /// How the source itself is reached when nothing says otherwise: plain HTTP when the host is
+    /// listed in `insecureRegistries`, or is loopback on a port other than 443 (as containerd and
+    /// k3s default it); HTTPS otherwise.
+    static func upstreamScheme(_ host: String, insecure: Set<String>) -> URLScheme {
+        insecure.contains(host) ? .http : k3sDefaultScheme(host)
+    }
+
+    /// containerd's `docker.DefaultHost`: the host an image reference's registry is reached at.
+    static func defaultHost(_ host: String) -> String { host == "docker.io" ? "registry-1.docker.io" : host }
 
     static func hostName(_ host: String) -> String {
         if host.hasPrefix("["), let close = host.firstIndex(of: "]") { return String(host[...close]) }

@@ -21,24 +21,44 @@ public struct ProbeSettings: Sendable, Equatable {
 
 /// One probe's outcome.
 public struct ProbeResult: Sendable, Equatable, Codable {
+    /// What the endpoint is known by in reports (see `ProbeTarget.id`).
+    public var id: String
     public var url: String
     public var registries: [String]
     /// 200 and 401 (a registry that wants credentials is alive) mean up; anything else, down.
     public var up: Bool
     public var status: Int?
     public var latencySeconds: Double
-    /// Why it is down: "HTTP 500", "connection refused", "timed out after 5s", "TLS: ...".
+    /// Why it is not up, in words (`ProbeFailure.text`): "connection refused", "TLS handshake
+    /// failed: unknown CA (...)", "HTTP 404: not a registry answer", ...
     public var error: String?
+    /// The same as a stable code (`ProbeFailure.code`), for metrics and scripts.
+    public var cause: String?
+    /// The failure is on this node (no trust store, unreadable CA file...): the probe says
+    /// nothing about the mirror, and never counts against it.
+    public var local: Bool
     public var checkedAt: Date
 
-    public init(url: String, registries: [String], up: Bool, status: Int?, latencySeconds: Double, error: String?, checkedAt: Date) {
+    public init(
+        id: String? = nil, url: String, registries: [String], up: Bool, status: Int?, latencySeconds: Double, error: String?, cause: String? = nil,
+        local: Bool = false, checkedAt: Date
+    ) {
+        self.id = id ?? url
         self.url = url
         self.registries = registries
         self.up = up
         self.status = status
         self.latencySeconds = latencySeconds
         self.error = error
+        self.cause = cause
+        self.local = local
         self.checkedAt = checkedAt
+    }
+
+    public init(id: String? = nil, url: String, registries: [String], failure: ProbeFailure, status: Int? = nil, latencySeconds: Double = 0, checkedAt: Date) {
+        self.init(
+            id: id, url: url, registries: registries, up: false, status: status, latencySeconds: latencySeconds, error: failure.text,
+            cause: failure.code, local: failure.isLocal, checkedAt: checkedAt)
     }
 }
 
@@ -47,9 +67,12 @@ public struct ProbeResult: Sendable, Equatable, Codable {
 public final class MirrorProber: Sendable {
     let client: HTTPClient
     public let settings: ProbeSettings
+    /// CA files, client certificates and the system trust store are read through this root.
+    public let root: HostRoot
 
-    public init(settings: ProbeSettings = ProbeSettings()) {
+    public init(settings: ProbeSettings = ProbeSettings(), root: HostRoot) {
         self.settings = settings
+        self.root = root
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .nanoseconds(Self.nanoseconds(settings.connectTimeout)), read: .nanoseconds(Self.nanoseconds(settings.timeout)))
         configuration.redirectConfiguration = .disallow
@@ -67,6 +90,7 @@ public final class MirrorProber: Sendable {
 
     /// Probes every target, at most `settings.concurrency` at once; results in target order.
     public func probe(_ targets: [ProbeTarget]) async -> [ProbeResult] {
+        let trust = TrustMaterial(root: root)
         var results = [ProbeResult?](repeating: nil, count: targets.count)
         await withTaskGroup(of: (Int, ProbeResult).self) { group in
             var next = 0
@@ -75,7 +99,7 @@ public final class MirrorProber: Sendable {
                 let index = next
                 let target = targets[index]
                 next += 1
-                group.addTask { (index, await self.probe(target)) }
+                group.addTask { (index, await self.probe(target, trust: trust)) }
             }
             for _ in 0..<min(max(1, settings.concurrency), targets.count) { startNext() }
             for await (index, result) in group {
@@ -86,87 +110,47 @@ public final class MirrorProber: Sendable {
         return results.compactMap { $0 }
     }
 
-    public func probe(_ target: ProbeTarget) async -> ProbeResult {
+    public func probe(_ target: ProbeTarget, trust: TrustMaterial? = nil) async -> ProbeResult {
         let start = ContinuousClock.now
-        var result = ProbeResult(url: target.url, registries: target.registries, up: false, status: nil, latencySeconds: 0, error: nil, checkedAt: Date())
+        let https = target.url.hasPrefix("https://")
+        var result = ProbeResult(id: target.id, url: target.url, registries: target.registries, up: false, status: nil, latencySeconds: 0, error: nil, checkedAt: Date())
+        var failure: ProbeFailure?
         do {
             var request = HTTPClientRequest(url: target.url)
             request.method = .GET
             request.headers.add(name: "User-Agent", value: "mirror-agent-probe")
             request.headers.add(name: "Docker-Distribution-API-Version", value: "registry/2.0")
-            if target.url.hasPrefix("https://") { request.tlsConfiguration = try Self.tls(target.tls) }
+            if https { request.tlsConfiguration = try (trust ?? TrustMaterial(root: root)).configuration(target.tls) }
             let response = try await client.execute(request, timeout: .nanoseconds(Self.nanoseconds(settings.timeout)))
             // Drain a little of the body so the connection can be reused; the status is the answer.
             _ = try? await response.body.collect(upTo: 64 * 1024)
             result.status = Int(response.status.code)
             result.up = response.status.code == 200 || response.status.code == 401
-            if !result.up { result.error = "HTTP \(response.status.code)" }
+            if !result.up { failure = .notARegistry(status: Int(response.status.code)) }
         } catch {
-            result.error = Self.reason(error, settings: settings, https: target.url.hasPrefix("https://"))
+            let context = ProbeFailureMapping.Context(
+                connectTimeout: settings.connectTimeout, timeout: settings.timeout, sentClientCertificate: target.tls.clientCertificate != nil)
+            var mapped = ProbeFailureMapping.failure(for: error, context)
+            switch mapped {
+            case .tlsUnknownCA:
+                if case .answered(let before, let after) = await CertificateInspector.inspect(url: target.url, timeout: settings.connectTimeout) {
+                    mapped = ProbeFailureMapping.refineVerifyFailure(notValidBefore: before, notValidAfter: after, now: Date())
+                }
+            case .connectTimeout where https, .answerTimeout where https:
+                mapped = ProbeFailureMapping.refineTimeout(mapped, handshake: await CertificateInspector.inspect(url: target.url, timeout: settings.connectTimeout), context)
+            default:
+                break
+            }
+            failure = mapped
+        }
+        if let failure {
+            result.error = failure.text
+            result.cause = failure.code
+            result.local = failure.isLocal
         }
         let elapsed = ContinuousClock.now - start
         result.latencySeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return result
-    }
-
-    /// The mirror's own TLS settings, as containerd applies them: the system roots plus its CA
-    /// files, its client certificate, or no verification at all.
-    ///
-    /// The files are read here, with the agent's one safe reader (`O_NONBLOCK`, a regular file,
-    /// at most 1 MiB), never by BoringSSL's own `fopen`: a FIFO or a device in place of a CA file
-    /// must not block the probe outside its timeout.
-    static func tls(_ settings: TLSSettings) throws -> TLSConfiguration {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        if settings.skipVerify { tls.certificateVerification = .none }
-        if !settings.caFiles.isEmpty {
-            var roots: [NIOSSLCertificate] = []
-            for file in settings.caFiles { roots += try NIOSSLCertificate.fromPEMBytes(try readTLSFile(file)) }
-            tls.additionalTrustRoots = [.certificates(roots)]
-        }
-        if let cert = settings.clientCertificate, let key = settings.clientKey {
-            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(try readTLSFile(cert)).map { .certificate($0) }
-            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: try readTLSFile(key), format: .pem))
-        }
-        return tls
-    }
-
-    struct TLSFileError: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    static func readTLSFile(_ path: String) throws -> [UInt8] {
-        switch FileSystem.read(path, limit: 1 << 20) {
-        case .success(let bytes): return bytes
-        case .failure(.missing): throw TLSFileError(description: "TLS files: \(path) does not exist")
-        case .failure(.notRegularFile): throw TLSFileError(description: "TLS files: \(path) is not a regular file")
-        case .failure(.tooLarge): throw TLSFileError(description: "TLS files: \(path) is larger than 1 MiB")
-        case .failure(.unsafe(let why)), .failure(.system(let why)): throw TLSFileError(description: "TLS files: \(path): \(why)")
-        }
-    }
-
-    static func reason(_ error: Error, settings: ProbeSettings, https: Bool = false) -> String {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .deadlineExceeded, .readTimeout: return "timed out after \(settings.timeout) (no answer)"
-            case .connectTimeout: return "connect timed out after \(settings.connectTimeout)"
-            case .remoteConnectionClosed:
-                // Over TLS 1.3 a server that rejects the client's certificate (or its absence)
-                // closes the connection right after the handshake.
-                return https ? "TLS: the mirror closed the connection before answering (does it require a client certificate?)" : "connection closed by the mirror"
-            default: break
-            }
-            if "\(error)".contains("deadline") || "\(error)".contains("Timeout") { return "timed out after \(settings.timeout)" }
-        }
-        if let error = error as? TLSFileError { return error.description }
-        let described = "\(error)"
-        if described.contains("CERTIFICATE_VERIFY_FAILED") { return "TLS: certificate verify failed (is the mirror's CA configured?)" }
-        if let error = error as? NIOSSLError { return "TLS: \(error)" }
-        if let error = error as? BoringSSLError { return "TLS: \(error)" }
-        let text = "\(error)"
-        if text.contains("Connection refused") || text.contains("connectionRefused") || text.contains("ECONNREFUSED") { return "connection refused" }
-        if text.lowercased().contains("ssl") || text.lowercased().contains("tls") || text.contains("certificate") { return "TLS: \(text)" }
-        if text.contains("NIOFileHandle") || text.contains("No such file") { return "TLS files: \(text)" }
-        return text
     }
 
     static func nanoseconds(_ d: Duration) -> Int64 {

@@ -8,7 +8,16 @@ public struct ProbeTarget: Sendable, Equatable {
     public var tls: TLSSettings
     /// The sources this endpoint mirrors, for reporting.
     public var registries: [String]
+    /// What the endpoint is known by in every report: the URL, plus its TLS settings when the
+    /// same URL is also reached with other ones (each is probed and counted on its own).
+    public var id: String
 
+    public init(url: String, tls: TLSSettings, registries: [String], id: String? = nil) {
+        self.url = url
+        self.tls = tls
+        self.registries = registries
+        self.id = id ?? url
+    }
 }
 
 public enum ProbeTargets {
@@ -36,11 +45,41 @@ public enum ProbeTargets {
                 }
             }
         }
+        // The same URL with different TLS settings: tell them apart in the reports.
+        var perURL: [String: Int] = [:]
+        for target in targets { perURL[target.url, default: 0] += 1 }
+        for i in targets.indices where perURL[targets[i].url, default: 0] > 1 {
+            targets[i].id = "\(targets[i].url) (\(describe(targets[i].tls)))"
+        }
         return targets
+    }
+
+    /// The report id of each mirror of the model, as `from` assigns it.
+    public static func ids(_ model: MirrorModel) -> [ProbeKey: String] {
+        var ids: [ProbeKey: String] = [:]
+        for target in from(model) { ids[ProbeKey(url: target.url, tls: target.tls)] = target.id }
+        return ids
+    }
+
+    static func describe(_ tls: TLSSettings) -> String {
+        var parts: [String] = []
+        if tls.skipVerify { parts.append("skip verify") }
+        if !tls.caFiles.isEmpty { parts.append("ca \(tls.caFiles.joined(separator: ","))") }
+        if let cert = tls.clientCertificate { parts.append("client cert \(cert)") }
+        return parts.isEmpty ? "system roots" : parts.joined(separator: ", ")
     }
 }
 
-private struct ProbeKey: Hashable {
-    var url: String
-    var tls: TLSSettings
+public struct ProbeKey: Hashable, Sendable {
+    public var url: String
+    public var tls: TLSSettings
+
+    public init(url: String, tls: TLSSettings) {
+        self.url = url
+        self.tls = tls
+    }
+
+    public init(_ mirror: MirrorEndpoint) {
+        self.init(url: ProbeTargets.url(of: mirror), tls: mirror.tls)
+    }
 }

@@ -42,6 +42,8 @@ struct Reconciliation {
         var pending: [PendingAction] = []
         var actions: [RuntimeActionReport] = []
         var notes: [String] = []
+        /// Probe endpoint ids left out of the rendered files (`probe.onUnhealthy: demote`).
+        var demoted: Set<String> = []
         var invalid: Bool { diagnostics.hasErrors }
         var failed: Bool { !outcome.failures.isEmpty || actions.contains { $0.result == .failed || $0.result == .rolledBack } }
     }
@@ -75,9 +77,10 @@ struct Reconciliation {
 
         var rendered = loaded.model
         if settings.probe.onUnhealthy == .demote {
-            let (demoted, notes) = HealthFilter.demote(loaded.model, down: down)
-            rendered = demoted
-            result.notes += notes
+            let demotion = HealthFilter.demote(loaded.model, down: down)
+            rendered = demotion.model
+            result.notes += demotion.notes
+            result.demoted = demotion.demoted
         }
         let reconciler = Reconciler(root: root, settings: settings, containerdFeatures: ContainerdFeatures(version: version))
         result.plan = reconciler.plan(rendered, containerdHostsDirectory: result.prerequisites?.hostsDirectory)

@@ -7,7 +7,7 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show the daemon's last reconcile, the files in force and the runtimes' state.",
-        discussion: "Reads the status file (status.file in agent.yaml, default /run/mirror-agent/status.json). Exit 1 when there is none (the daemon is not running), 2 when the desired state in force is invalid."
+        discussion: "Lists every mirror endpoint with its state (unknown, up, failing k/N, down, demoted), last check, latency and cause. Reads the status file (status.file in agent.yaml, default /run/mirror-agent/status.json). Exit 1 when there is none (the daemon is not running), 2 when the desired state in force is invalid."
     )
 
     @OptionGroup var common: CommonOptions
@@ -41,6 +41,19 @@ struct StatusCommand: ParsableCommand {
                 if let dir = runtime.hostsDirectory { line += ", hosts in \(dir)" }
                 if let action = runtime.lastAction { line += "; last \(action.action): \(action.message)" }
                 print(line)
+            }
+            if report.probesEnabled != false {
+                print("mirrors:     \(report.mirrorSummary())")
+                for error in report.nodeErrors { print("node error:  \(error)") }
+                if !report.probes.isEmpty {
+                    let width = max(8, report.probes.map(\.id.count).max() ?? 0)
+                    print("  " + "ENDPOINT".padding(width + 2) + "STATE          LAST CHECK  LATENCY  CAUSE")
+                    for p in report.probes {
+                        let checked = p.last.map { StatusReport.ago($0.checkedAt, now: Date()) } ?? "never"
+                        let latency = p.last.map { String(format: "%.0fms", $0.latencySeconds * 1000) } ?? "-"
+                        print("  " + p.id.padding(width + 2) + p.stateText.padding(15) + checked.padding(12) + latency.padding(9) + (p.causeText ?? "-"))
+                    }
+                }
             }
             if !report.warnings.isEmpty {
                 print("warnings:    \(report.warnings.count)")

@@ -45,29 +45,75 @@ struct CRIORegistriesInspector {
     struct Table {
         var prefix: String
         var summary: [String]
+        var parsed: RegistriesConfTable
+    }
+
+    /// The `[[registry]]` tables the drop-in is layered over: the main registries.conf and the
+    /// drop-ins that sort before ours.
+    func existingTables(dropInPath: String) -> [RegistriesConfTable] {
+        let (directory, ourName) = AtomicWriter.split(hostPath: dropInPath)
+        var paths = [settings.registriesConf]
+        let names = (FileSystem.list(root.path(directory)) ?? []).filter { $0.hasSuffix(".conf") && $0 != ourName }
+            .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        for name in names where Array(name.utf8).lexicographicallyPrecedes(Array(ourName.utf8)) { paths.append(directory + "/" + name) }
+        return paths.flatMap { prefixes(inFile: $0).map(\.parsed) }
     }
 
     func prefixes(inFile hostPath: String) -> [Table] {
-        guard case .success(let bytes) = FileSystem.read(root.path(hostPath), limit: 16 << 20),
-            let table = try? TOMLTable(string: String(decoding: bytes, as: UTF8.self))
-        else { return [] }
-        return tables(table)
+        guard case .success(let bytes) = FileSystem.read(root.path(hostPath), limit: 16 << 20) else { return [] }
+        return RegistriesConfTable.parse(String(decoding: bytes, as: UTF8.self), file: root.path(hostPath)).map { parsed in
+            var summary: [String] = []
+            if let location = parsed.location, location != parsed.prefix { summary.append("location \(location)") }
+            // The renderer keeps blocked and insecure of a table that does not point elsewhere.
+            let kept = parsed.location == nil || parsed.location == parsed.prefix
+            if parsed.blocked && !kept { summary.append("blocked = true") }
+            if parsed.insecure && !kept { summary.append("insecure = true") }
+            if !parsed.mirrors.isEmpty { summary.append("mirrors \(parsed.mirrors.joined(separator: ", "))") }
+            return Table(prefix: parsed.prefix, summary: summary, parsed: parsed)
+        }
     }
+}
 
-    private func tables(_ table: TOMLTable) -> [Table] {
-        guard let registries = table["registry"]?.array else { return [] }
-        var result: [Table] = []
+/// One `[[registry]]` table of a registries.conf file already on the host.
+public struct RegistriesConfTable: Sendable, Equatable {
+    public var file: String
+    public var prefix: String
+    public var location: String?
+    public var insecure: Bool
+    public var blocked: Bool
+    /// Mirror locations.
+    public var mirrors: [String]
+    /// No key beyond prefix, location, insecure, blocked and mirror.
+    public var onlyKnownKeys: Bool
+
+    public init(file: String, prefix: String, location: String? = nil, insecure: Bool = false, blocked: Bool = false, mirrors: [String] = [], onlyKnownKeys: Bool = true) {
+        self.file = file
+        self.prefix = prefix
+        self.location = location
+        self.insecure = insecure
+        self.blocked = blocked
+        self.mirrors = mirrors
+        self.onlyKnownKeys = onlyKnownKeys
+    }
+}
+
+extension RegistriesConfTable {
+    static let knownRegistryKeys: Set<String> = ["prefix", "location", "insecure", "blocked", "mirror"]
+
+    /// The `[[registry]]` tables of a registries.conf text (none when it does not parse).
+    public static func parse(_ text: String, file: String) -> [RegistriesConfTable] {
+        guard let table = try? TOMLTable(string: text), let registries = table["registry"]?.array else { return [] }
+        var result: [RegistriesConfTable] = []
         for item in registries {
             guard let registry = item.table else { continue }
             // A table without a prefix is keyed by its location.
             guard let prefix = registry["prefix"]?.string ?? registry["location"]?.string else { continue }
-            var summary: [String] = []
-            if let location = registry["location"]?.string, location != prefix { summary.append("location \(location)") }
-            if registry["blocked"]?.bool == true { summary.append("blocked = true") }
-            if registry["insecure"]?.bool == true { summary.append("insecure = true") }
             let mirrors = (registry["mirror"]?.array ?? TOMLArray()).compactMap { $0.table?["location"]?.string }
-            if !mirrors.isEmpty { summary.append("mirrors \(mirrors.joined(separator: ", "))") }
-            result.append(Table(prefix: prefix, summary: summary))
+            result.append(
+                RegistriesConfTable(
+                    file: file, prefix: prefix, location: registry["location"]?.string, insecure: registry["insecure"]?.bool == true,
+                    blocked: registry["blocked"]?.bool == true, mirrors: mirrors,
+                    onlyKnownKeys: registry.keys.allSatisfy(knownRegistryKeys.contains)))
         }
         return result
     }

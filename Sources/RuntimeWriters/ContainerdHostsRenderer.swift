@@ -80,11 +80,22 @@ public struct ContainerdHostsRenderer: Sendable {
             let directory: String
             switch registry.source {
             case .everyRegistry:
-                guard !registry.mirrors.isEmpty else { continue }  // nothing to say for every registry
+                // Nothing to say for every registry, unless k3s `configs."*"` TLS is for it.
+                guard !registry.mirrors.isEmpty || !registry.sourceTLS.isEmpty else { continue }
                 directory = "_default"
             case .host(let host):
                 directory = Self.directoryName(for: host)
-            case .repository, .wildcardDomain:
+            case .repository(let host, _):
+                var reason = "containerd's hosts.toml is per registry host and cannot key on \(registry.source.kindName); left to CRI-O only"
+                if model.registries.contains(where: { $0.source == .host(host) }) {
+                    reason += ". Images under it use \(host)'s hosts.toml instead: \(host)'s mirrors, then the source"
+                    if registry.sourcePolicy == .neverContactSource { reason += ", even though it is NeverContactSource" }
+                } else if registry.sourcePolicy == .neverContactSource {
+                    reason += ". containerd pulls images under it from the source itself, even though it is NeverContactSource"
+                }
+                skip(registry, reason, into: &result)
+                continue
+            case .wildcardDomain:
                 skip(registry, "containerd's hosts.toml is per registry host and cannot key on \(registry.source.kindName); left to CRI-O only", into: &result)
                 continue
             }
@@ -138,9 +149,12 @@ public struct ContainerdHostsRenderer: Sendable {
             let last = tables.count > 1 ? tables.removeLast() : tables[tables.count - 1]
             serverLines = ["server = \(TOML.string(url(last)))"] + settings(last, indent: "")
         case (.allowContactingSource, .everyRegistry):
-            break  // no server: each image's own registry stays the fallback
+            // No server: each image's own registry stays the fallback. TLS settings here (k3s
+            // `configs."*"`) apply to that registry itself, as containerd reads a server-less
+            // file, and to nothing else.
+            serverLines = tlsLines(registry.sourceTLS, indent: "")
         case (.allowContactingSource, _):
-            let upstream = upstreamURL(registry.source)
+            let upstream = upstreamURL(registry)
             serverLines = ["server = \(TOML.string(upstream))"]
             if !registry.sourceTLS.isEmpty {
                 serverLines += tlsLines(registry.sourceTLS, indent: "")
@@ -156,6 +170,12 @@ public struct ContainerdHostsRenderer: Sendable {
             }
         }
         if !serverLines.isEmpty { text += "\n" + ManagedHeader.origin(registry.origins, root: root) + serverLines.joined(separator: "\n") + "\n" }
+        if tables.isEmpty {
+            // Only root fields (`_default` with k3s `configs."*"` TLS): containerd 1.6 and 1.7
+            // before 1.7.32 ignore such a file unless it has a `[host]` tree (containerd issue
+            // 10027); an empty one is enough, as k3s writes it.
+            text += "[host]\n"
+        }
         for mirror in tables {
             let key = "host.\(TOML.string(url(mirror)))"
             text += "\n" + ManagedHeader.origin(mirror.origins, root: root) + "[\(key)]\n" + settings(mirror, indent: "  ").joined(separator: "\n") + "\n"
@@ -201,10 +221,10 @@ public struct ContainerdHostsRenderer: Sendable {
     }
 
     /// The source's own registry endpoint. docker.io's is registry-1.docker.io; a host listed in
-    /// `insecureRegistries` is plain HTTP.
-    func upstreamURL(_ source: RegistrySource) -> String {
-        let host = source.host ?? ""
-        if plainHTTPHosts.contains(host) { return "http://" + host }
+    /// `insecureRegistries`, and a loopback host on a port other than 443, is plain HTTP.
+    func upstreamURL(_ registry: Registry) -> String {
+        let host = registry.source.host ?? ""
+        if plainHTTPHosts.contains(host) || registry.upstreamScheme == .http { return "http://" + host }
         return "https://" + (host == "docker.io" ? "registry-1.docker.io" : host)
     }
 }

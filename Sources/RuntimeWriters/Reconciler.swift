@@ -69,8 +69,12 @@ public struct Reconciler: Sendable {
                 result = renderer.render(model)
                 plan.warnings += ContainerdHostsInspector(root: root, hostsDirectory: directory).inspect(result.files)
             case .crio:
-                result = CRIORegistriesRenderer(dropInPath: settings.crio.dropIn, plainHTTPHosts: Set(settings.insecureRegistries), root: root).render(model)
-                plan.warnings += CRIORegistriesInspector(root: root, settings: settings.crio).inspect(model: model, rendered: result.files)
+                let inspector = CRIORegistriesInspector(root: root, settings: settings.crio)
+                result = CRIORegistriesRenderer(
+                    dropInPath: settings.crio.dropIn, plainHTTPHosts: Set(settings.insecureRegistries), root: root,
+                    existingTables: inspector.existingTables(dropInPath: settings.crio.dropIn)
+                ).render(model)
+                plan.warnings += inspector.inspect(model: model, rendered: result.files)
             }
             plan.files += result.files
             plan.skipped += result.skipped

@@ -51,7 +51,7 @@ final class DialectTests: XCTestCase {
         XCTAssertEqual(credentials.password?.value, "not-a-real-secret")
         XCTAssertEqual("\(credentials.password!)", "<redacted>")
         XCTAssertFalse(result.diagnostics.items.map(\.description).joined().contains("not-a-real-secret"))
-        XCTAssertTrue(result.diagnostics.warnings.contains { $0.message.hasPrefix("credentials for registry.corp.example:5000 are kept but not written") })
+        XCTAssertTrue(result.diagnostics.warnings.contains { $0.message.hasPrefix("credentials for registry.corp.example:5000 are not written by this version of mirror-agent") })
     }
 
     func testK3dPullThroughCaches() throws {

@@ -1,74 +1,235 @@
-# HealthProbe against real listeners on loopback: a registry (up), an HTTPS registry that wants
-# a client certificate (up with it, down without), a closed port, a hung listener, a 500.
+# HealthProbe against real listeners on loopback, one per cause, each checked in the probe
+# table, in `mirror-agent status` (text and status.json) and in the metrics; then what this node
+# gets wrong itself (no trust store, unreadable CA file) is a node error and demotes nothing.
 # Then the daemon with probe.onUnhealthy: demote, a real ctr pull past the hung mirror, and the
 # metrics file read by Prometheus' own parser. Sourced by run.sh.
 
-# A client certificate from the test CA, and a registry that requires one.
 make_test_ca
-openssl req -newkey rsa:2048 -nodes -subj "/CN=mirror-agent-node" -keyout "$H_TMP/client.key" -out "$H_TMP/client.csr" 2>/dev/null
-printf 'extendedKeyUsage=clientAuth\n' > "$H_TMP/client.ext"
-openssl x509 -req -in "$H_TMP/client.csr" -CA "$TEST_CA_CRT" -CAkey "$TEST_CA_KEY" -CAcreateserial -days 2 -extfile "$H_TMP/client.ext" -out "$H_TMP/client.crt" 2>/dev/null
-mtls_port=$(free_port)
-mkdir -p "$H_TMP/mtls/data"
-cat > "$H_TMP/mtls/config.yml" <<YAML
-version: 0.1
-log: {level: warn}
-storage: {filesystem: {rootdirectory: $H_TMP/mtls/data}}
-http:
-  addr: 127.0.0.1:$mtls_port
-  tls:
-    certificate: $TEST_SERVER_CRT
-    key: $TEST_SERVER_KEY
-    clientcas: [$TEST_CA_CRT]
-YAML
-docker-registry serve "$H_TMP/mtls/config.yml" > "$H_TMP/mtls/log" 2>&1 &
-H_PIDS+=($!)
-wait_until 20 curl -fsS --cacert "$TEST_CA_CRT" --cert "$H_TMP/client.crt" --key "$H_TMP/client.key" "https://127.0.0.1:$mtls_port/v2/"
+P=$(mktemp -d "$H_TMP/probe.XXXXXX")
+PKI=$P/etc/mirror-agent/pki   # TLS files live in the root: the prober reads them through it
+mkdir -p "$P/etc/mirror-agent/mirrors.d" "$PKI" "$P/var/lib/prometheus/node-exporter"
+cp "$TEST_CA_CRT" "$PKI/ca.crt"
+# The test CA in the root's system trust store, installed the way ca-certificates installs one:
+# a .crt in /usr/local/share/ca-certificates, then update-ca-certificates builds the bundle.
+install_ca_like_debian() { # ROOT CA_CRT
+  mkdir -p "$1/usr/local/share/ca-certificates" "$1/usr/share/ca-certificates" "$1/etc/ssl/certs" "$1/etc/ca-certificates/update.d"
+  cp "$2" "$1/usr/local/share/ca-certificates/mirror-agent-test-ca.crt"
+  : > "$1/etc/ca-certificates.conf"
+  update-ca-certificates --certsconf "$1/etc/ca-certificates.conf" --certsdir "$1/usr/share/ca-certificates" \
+    --localcertsdir "$1/usr/local/share/ca-certificates" --etccertsdir "$1/etc/ssl/certs" --hooksdir "$1/etc/ca-certificates/update.d" >/dev/null
+}
+install_ca_like_debian "$P" "$TEST_CA_CRT"
+
+# More certificates: a client one from the test CA, a server one from a CA nobody trusts, one for
+# another name, one expired.
+mkcert() { # NAME CA_CRT CA_KEY DAYS SAN EKU
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$5" "$6" > "$PKI/$1.ext"
+  openssl x509 -req -in "$PKI/$1.csr" -CA "$2" -CAkey "$3" -CAcreateserial -days "$4" -extfile "$PKI/$1.ext" -out "$PKI/$1.crt" 2>/dev/null
+}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=nobody trusts me" \
+  -keyout "$PKI/other-ca.key" -out "$PKI/other-ca.crt" 2>/dev/null
+mkcert client "$TEST_CA_CRT" "$TEST_CA_KEY" 2 "DNS:node" clientAuth
+mkcert untrusted "$PKI/other-ca.crt" "$PKI/other-ca.key" 2 "IP:127.0.0.1" serverAuth
+mkcert othername "$TEST_CA_CRT" "$TEST_CA_KEY" 2 "DNS:other.example" serverAuth
+mkcert expired "$TEST_CA_CRT" "$TEST_CA_KEY" -1 "IP:127.0.0.1" serverAuth
+
+# start_tls_server NAME CERT KEY [openssl s_server args]: openssl s_server on a free port.
+start_tls_server() {
+  local name=$1 cert=$2 key=$3 port; shift 3
+  port=$(free_port)
+  _h_spawn "$H_TMP/tls-$name.log" openssl s_server -accept "127.0.0.1:$port" -cert "$cert" -key "$key" -www -quiet "$@"
+  wait_until 10 _h_port_open "$H_LAST_PID" "$port" || { echo "harness: s_server $name did not start" >&2; return 1; }
+  printf -v "TLS_${name}_PORT" %s "$port"
+}
+start_tls_server UNTRUSTED "$PKI/untrusted.crt" "$PKI/untrusted.key"
+start_tls_server OTHERNAME "$PKI/othername.crt" "$PKI/othername.key"
+start_tls_server EXPIRED "$PKI/expired.crt" "$PKI/expired.key"
+start_tls_server CLIENTCERT "$TEST_SERVER_CRT" "$TEST_SERVER_KEY" -Verify 1 -CAfile "$TEST_CA_CRT"
+
+# A server that answers every request with 404 (something, but not a registry).
+start_http_404() {
+  NF_PORT=$(free_port)
+  _h_spawn "$H_TMP/http404.log" python3 -u -c "$_H_PY_GUARD"'
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+' "$NF_PORT" "$$" "$H_MAX_LIFETIME"
+  wait_until 10 _h_port_open "$H_LAST_PID" "$NF_PORT"
+}
+start_http_404
 start_registry PROBED
+start_registry PROBEDTLS tls
 start_hung_listener
-start_http_500
 closed_port=$(free_port)
 
-P=$(mktemp -d "$H_TMP/probe.XXXXXX")
-mkdir -p "$P/etc/mirror-agent/mirrors.d"
-printf 'runtimes: [containerd]\nprobe: {timeout: 1s, connectTimeout: 1s}\n' > "$P/etc/mirror-agent/agent.yaml"
-cat > "$P/etc/mirror-agent/mirrors.d/probe.yaml" <<YAML
+# One registry per case, so each row's endpoint and cause are easy to find everywhere.
+# CASE|URL in the desired state|TLS yaml|expected state after one probe|cause code|words in the cause
+CASES=$(cat <<EOF
+up-http|http://$REG_PROBED_ADDR||up|-|
+up-https-system-ca|https://$REG_PROBEDTLS_ADDR||up|-|
+up-https-client-cert|https://127.0.0.1:$TLS_CLIENTCERT_PORT|{clientCertificate: /etc/mirror-agent/pki/client.crt, clientKey: /etc/mirror-agent/pki/client.key}|up|-|
+refused-http|http://127.0.0.1:$closed_port||failing|connection-refused|connection refused
+refused-https|https://127.0.0.1:$closed_port||failing|connection-refused|connection refused
+hung-http|http://127.0.0.1:$HUNG_PORT||failing|answer-timeout|timed out waiting for an answer
+hung-https|https://127.0.0.1:$HUNG_PORT||failing|tls-handshake-timeout|timed out in the TLS handshake
+unknown-ca|https://127.0.0.1:$TLS_UNTRUSTED_PORT||failing|tls-unknown-ca|TLS handshake failed: unknown CA
+name-mismatch|https://127.0.0.1:$TLS_OTHERNAME_PORT||failing|tls-name-mismatch|TLS handshake failed: name mismatch
+expired|https://127.0.0.1:$TLS_EXPIRED_PORT||failing|tls-expired|TLS handshake failed: certificate expired
+client-cert-required|https://localhost:$TLS_CLIENTCERT_PORT||failing|tls-client-certificate-required|TLS handshake failed: client certificate required
+not-a-registry|http://127.0.0.1:$NF_PORT||failing|not-a-registry|HTTP 404: not a registry answer
+EOF
+)
+{
+  echo "apiVersion: mirror-agent/v1"
+  echo "kind: MirrorSet"
+  echo "spec:"
+  echo "  registries:"
+  while IFS='|' read -r name url tls _; do
+    echo "  - source: $name.invalid"
+    if [ -n "$tls" ]; then echo "    mirrors: [{url: \"$url\", tls: $tls}]"; else echo "    mirrors: [\"$url\"]"; fi
+  done <<< "$CASES"
+} > "$P/etc/mirror-agent/mirrors.d/cases.yaml"
+cat > "$P/etc/mirror-agent/agent.yaml" <<YAML
+runtimes: [containerd]
+daemon: {debounce: 50ms}
+probe: {interval: 1s, jitter: 0s, timeout: 1s, connectTimeout: 1s, failureThreshold: 3}
+YAML
+
+# 1. mirror-agent probe: one round, the cause of each.
+"$AGENT" probe --root "$P" --json > "$H_TMP/probe.json" 2> "$H_TMP/probe.err"
+echo "# probe exit $?"
+"$AGENT" probe --root "$P" > "$H_TMP/probe.txt" 2>&1
+sed 's/^/#   /' "$H_TMP/probe.txt"
+probe_row() { # SOURCE -> "up|-|" or "down|code|words"
+  python3 - "$H_TMP/probe.json" "$1" <<'PY2'
+import json, sys
+r = [x for x in json.load(open(sys.argv[1]))["results"] if sys.argv[2] in x["registries"]]
+print(("up" if r[0]["up"] else "down") + "|" + (r[0].get("cause") or "-") + "|" + (r[0].get("error") or "")) if r else print("missing")
+PY2
+}
+while IFS='|' read -r name url tls state code words; do
+  want=$([ "$state" = up ] && echo up || echo down)
+  check "probe: $name is $want${words:+: $words}" bash -c '
+    got=$1; want=$2; code=$3; words=$4
+    echo "got: $got"
+    [ "${got%%|*}" = "$want" ] || exit 1
+    rest=${got#*|}; [ "${rest%%|*}" = "$code" ] || exit 1
+    [[ "${rest#*|}" == "$words"* ]]' _ "$(probe_row "$name.invalid")" "$want" "$code" "$words"
+  if [ -n "$words" ]; then
+    check "probe table: $name shows the same words" grep -qF -- "$words" "$H_TMP/probe.txt"
+  fi
+done <<< "$CASES"
+check "the round took about one timeout, not the sum" python3 -c "import json,sys; r=json.load(open('$H_TMP/probe.json'))['results']; sys.exit(0 if max(x['latencySeconds'] for x in r) < 3.5 else 1)"
+check "probe: the summary counts every endpoint" grep -qE '^12 endpoints: 3 up, 9 down$' "$H_TMP/probe.txt"
+
+# 2. The daemon: after its first round every endpoint is counted, failing ones with k/3 and cause.
+"$AGENT" run --root "$P" > "$H_TMP/cases-daemon.log" 2>&1 &
+H_PIDS+=($!)
+cases_pid=$!
+first_round() { python3 -c "
+import json,sys; s=json.load(open('$P/run/mirror-agent/status.json'))
+sys.exit(0 if s['probes'] and all(p.get('last') for p in s['probes']) else 1)"; }
+check "the daemon's first round is in status.json" wait_until 20 first_round
+"$AGENT" status --root "$P" > "$H_TMP/status.txt" 2>&1
+"$AGENT" status --root "$P" --json > "$H_TMP/status.json" 2>&1
+sed 's/^/#   /' "$H_TMP/status.txt"
+cp "$P/var/lib/prometheus/node-exporter/mirror_agent.prom" "$H_TMP/cases.prom"
+check "STATUS line counts every endpoint (3 up, 9 failing 1/3) and names one with its cause" \
+  grep -qE '^status: +1[0-9] registries, 12 mirrors: 3 up, 9 failing \(1/3\) \[.* failing \(1/3\): .+\]' "$H_TMP/status.txt"
+status_row() { # SOURCE -> "state|code|error"
+  python3 - "$H_TMP/status.json" "$1" <<'PY2'
+import json, sys
+p = [x for x in json.load(open(sys.argv[1]))["probes"] if sys.argv[2] in x["registries"]]
+if not p: print("missing"); sys.exit()
+last = p[0].get("last") or {}
+print(p[0]["state"] + "|" + (last.get("cause") or "-") + "|" + (last.get("error") or ""))
+PY2
+}
+metric_cause() { # ENDPOINT-PREFIX -> cause label of mirror_agent_probe_cause, state of mirror_agent_mirror_state
+  python3 - "$H_TMP/cases.prom" "$1" <<'PY2'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+f = {m.name: m for m in text_string_to_metric_families(open(sys.argv[1]).read())}
+cause = [s.labels["cause"] for s in f["mirror_agent_probe_cause"].samples if s.labels["endpoint"].startswith(sys.argv[2])]
+state = [s.labels["state"] for s in f["mirror_agent_mirror_state"].samples if s.labels["endpoint"].startswith(sys.argv[2]) and s.value == 1]
+print((cause[0] if cause else "-") + "|" + ",".join(state))
+PY2
+}
+while IFS='|' read -r name url tls state code words; do
+  ep=${url/localhost/localhost}/v2/
+  check "status.json: $name is $state${code:+ ($code)}" bash -c '
+    got=$1; echo "got: $got"; [ "${got%%|*}" = "$2" ] && rest=${got#*|} && [ "${rest%%|*}" = "$3" ] && [[ "${rest#*|}" == "$4"* ]]' \
+    _ "$(status_row "$name.invalid")" "$state" "$code" "$words"
+  check "status text: $name listed as $state with its cause" bash -c 'grep -F -- "$1" "$3" | grep -F -- "$2"' _ "$ep" "${words:-up}" "$H_TMP/status.txt"
+  check "metrics: $name state $state, cause $code" bash -c 'got=$1; echo "got: $got"; [ "$got" = "$2" ]' _ "$(metric_cause "$ep")" "$code|$state"
+done <<< "$CASES"
+check "the journal names the first failure with the same words" grep -qF "is failing (1/3): TLS handshake failed: client certificate required" "$H_TMP/cases-daemon.log"
+check "after 3 rounds the refused HTTPS mirror is down, still counted" wait_until 20 python3 -c "
+import json,sys; s=json.load(open('$P/run/mirror-agent/status.json'))
+p=[x for x in s['probes'] if 'refused-https.invalid' in x['registries']][0]
+sys.exit(0 if p['state']=='down' else 1)"
+check "and logged once as down with its cause" bash -c "[ \"\$(grep -c 'mirror https://127.0.0.1:$closed_port/v2/ is down (connection refused)' '$H_TMP/cases-daemon.log')\" = 1 ]"
+kill "$cases_pid" 2>/dev/null; wait "$cases_pid" 2>/dev/null
+
+# 3. This node's own failures: no trust store, an unreadable CA file. Never a mirror failure.
+Q=$(mktemp -d "$H_TMP/notrust.XXXXXX")
+mkdir -p "$Q/etc/mirror-agent/mirrors.d" "$Q/var/lib/prometheus/node-exporter"
+cat > "$Q/etc/mirror-agent/mirrors.d/m.yaml" <<YAML
 apiVersion: mirror-agent/v1
 kind: MirrorSet
 spec:
   registries:
-  - source: a.invalid
-    mirrors:
-    - http://$REG_PROBED_ADDR
-    - url: https://127.0.0.1:$mtls_port/with-cert
-      tls: {ca: $TEST_CA_CRT, clientCertificate: $H_TMP/client.crt, clientKey: $H_TMP/client.key}
-    - http://127.0.0.1:$closed_port
-    - http://127.0.0.1:$HUNG_PORT
-    - http://127.0.0.1:$ERR_PORT
-  - source: b.invalid
-    mirrors:
-    - url: https://127.0.0.1:$mtls_port/without-cert
-      tls: {ca: $TEST_CA_CRT}
-    - https://127.0.0.1:$mtls_port/untrusted
+  - source: system-ca.invalid
+    mirrors: ["https://$REG_PROBEDTLS_ADDR", "http://$REG_PROBED_ADDR"]
+  - source: own-ca.invalid
+    mirrors: [{url: "https://$REG_PROBEDTLS_ADDR/own", tls: {ca: /etc/mirror-agent/ca.crt}}]
+  - source: missing-ca.invalid
+    mirrors: [{url: "https://$REG_PROBEDTLS_ADDR/missing", tls: {ca: /etc/mirror-agent/missing.crt}}, "http://$REG_PROBED_ADDR"]
 YAML
-"$AGENT" probe --root "$P" --json > "$H_TMP/probe.json" 2> "$H_TMP/probe.err"
-probe_state() { # URL-PREFIX -> "up|down|reason"
-  python3 - "$H_TMP/probe.json" "$1" <<'PY'
-import json, sys
-r = [x for x in json.load(open(sys.argv[1]))["results"] if x["url"].startswith(sys.argv[2])]
-print(("up" if r[0]["up"] else "down") + "|" + (r[0].get("error") or "")) if r else print("missing")
-PY
-}
-check "the registry is up" test "$(probe_state "http://$REG_PROBED_ADDR/v2/")" = "up|"
-# The same URL with and without the client certificate is probed once per TLS setting.
-with_cert=$(python3 -c "import json; r=json.load(open('$H_TMP/probe.json'))['results']; print(sum(1 for x in r if x['url']=='https://127.0.0.1:$mtls_port/v2/' and x['up']))")
-without_cert=$(python3 -c "import json; r=json.load(open('$H_TMP/probe.json'))['results']; print([x['error'] for x in r if x['url']=='https://127.0.0.1:$mtls_port/v2/' and not x['up']])")
-check "the client-certificate registry is up with its certificate" test "$with_cert" = 1
-check "and down without it, or without the CA, as TLS failures ($without_cert)" python3 -c "import sys; e=$without_cert; sys.exit(0 if len(e)==2 and all(x.startswith('TLS') for x in e) else 1)"
-check "a closed port is down: connection refused" test "$(probe_state "http://127.0.0.1:$closed_port/")" = "down|connection refused"
-check "a hung listener is down: timed out" bash -c "probe=\$(python3 -c \"import json; print([x['error'] for x in json.load(open('$H_TMP/probe.json'))['results'] if x['url'].startswith('http://127.0.0.1:$HUNG_PORT/')][0])\"); [[ \"\$probe\" == *timed\\ out* ]]"
-check "a 500 is down: HTTP 500" test "$(probe_state "http://127.0.0.1:$ERR_PORT/")" = "down|HTTP 500"
-check "the round took about one timeout, not the sum" python3 -c "import json,sys; r=json.load(open('$H_TMP/probe.json'))['results']; sys.exit(0 if max(x['latencySeconds'] for x in r) < 2.5 else 1)"
+cp "$TEST_CA_CRT" "$Q/etc/mirror-agent/ca.crt"
+cat > "$Q/etc/mirror-agent/agent.yaml" <<YAML
+runtimes: [containerd]
+daemon: {debounce: 50ms}
+probe: {interval: 1s, jitter: 0s, timeout: 1s, connectTimeout: 1s, failureThreshold: 1, onUnhealthy: demote}
+YAML
+"$AGENT" probe --root "$Q" > "$H_TMP/notrust.txt" 2>&1
+rc=$?
+sed 's/^/#   /' "$H_TMP/notrust.txt"
+check "probe without a trust store exits 1 (a node error, not a mirror one)" test "$rc" = 1
+check "and names the missing trust store" grep -q 'node configuration error: no system trust store (none of /etc/ssl/certs/ca-certificates.crt' "$H_TMP/notrust.txt"
+check "and the unreadable CA file" grep -q 'node configuration error: cannot read /etc/mirror-agent/missing.crt: no such file' "$H_TMP/notrust.txt"
+check "a mirror with its own CA is still judged on it (up)" grep -qE "^https://$REG_PROBEDTLS_ADDR/v2/ \(ca /etc/mirror-agent/ca.crt\) +up " "$H_TMP/notrust.txt"
+"$AGENT" run --root "$Q" > "$H_TMP/notrust-daemon.log" 2>&1 &
+H_PIDS+=($!)
+notrust_pid=$!
+QT="$Q/etc/containerd/certs.d/system-ca.invalid/hosts.toml"
+check "the daemon's rounds run" wait_until 20 grep -q 'no system trust store' "$Q/run/mirror-agent/status.json"
+sleep 3  # three more rounds with failureThreshold 1: a mirror failure would have been demoted by now
+check "the HTTPS mirror is not demoted (still in hosts.toml)" grep -q "$REG_PROBEDTLS_ADDR" "$QT"
+check "nor the one whose CA file is missing" grep -q "$REG_PROBEDTLS_ADDR" "$Q/etc/containerd/certs.d/missing-ca.invalid/hosts.toml"
+check "status.json: both unknown, the node errors name the causes" python3 -c "
+import json,sys; s=json.load(open('$Q/run/mirror-agent/status.json'))
+st={p['id']:p['state'] for p in s['probes']}; print(st, s['nodeErrors'])
+assert sum(1 for v in st.values() if v=='unknown')==2 and 'demoted' not in st.values() and 'down' not in st.values()
+assert any('no system trust store' in e for e in s['nodeErrors']) and any('missing.crt' in e for e in s['nodeErrors'])"
+"$AGENT" status --root "$Q" > "$H_TMP/notrust-status.txt" 2>&1
+grep -E '^(status|mirrors|node error|  )' "$H_TMP/notrust-status.txt" | sed 's/^/#   /'
+check "the STATUS line leads with the node error" grep -qE '^status: +node configuration error: no system trust store .*\(\+1 more\); 3 registries, 5 mirrors \(4 endpoints\): 2 up, 2 unknown' "$H_TMP/notrust-status.txt"
+check "the journal says it once, at error level" bash -c "[ \"\$(grep -c 'no system trust store' '$H_TMP/notrust-daemon.log')\" = 1 ]"
+check "metrics: 2 node configuration errors, no mirror down" python3 - "$Q/var/lib/prometheus/node-exporter/mirror_agent.prom" <<'PY2'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+f = {m.name: m for m in text_string_to_metric_families(open(sys.argv[1]).read())}
+assert f["mirror_agent_node_config_errors"].samples[0].value == 2, f["mirror_agent_node_config_errors"].samples
+causes = sorted(s.labels["cause"] for s in f["mirror_agent_probe_cause"].samples)
+assert causes == ["node-no-trust-store", "node-unreadable-file"], causes
+assert not any(s.value == 0 for s in f["mirror_agent_mirror_up"].samples), f["mirror_agent_mirror_up"].samples
+PY2
+kill "$notrust_pid" 2>/dev/null; wait "$notrust_pid" 2>/dev/null
 
 # --- demote: the hung mirror leaves hosts.toml after N rounds and comes back after M -------------
 start_registry GOOD
@@ -93,10 +254,10 @@ HT="$H/etc/containerd/certs.d/demote.invalid/hosts.toml"
 check "at first both mirrors are in hosts.toml" wait_until 10 grep -q "127.0.0.1:$hung" "$HT"
 check "the hung mirror is left out after 2 failed rounds" wait_until 15 bash -c "! grep -q '127.0.0.1:$hung' '$HT'"
 check "the change is logged once, as down" test "$(grep -c "mirror http://127.0.0.1:$hung/v2/ is down" "$H_TMP/demote.log")" = 1
-check "status.json shows the endpoint down with its reason" python3 -c "
+check "status.json shows the endpoint demoted with its reason" python3 -c "
 import json,sys; s=json.load(open('$H/run/mirror-agent/status.json'))
 p=[x for x in s['probes'] if x['url']=='http://127.0.0.1:$hung/v2/'][0]
-sys.exit(0 if p['state']=='down' and 'timed out' in p['last']['error'] else 1)"
+sys.exit(0 if p['state']=='demoted' and 'timed out waiting for an answer' in p['last']['error'] else 1)"
 [ -n "${CTRD_SOCK:-}" ] || start_containerd
 start=$(date +%s%N)
 check "a real ctr pull through the result does not wait on the hung mirror" ctr_pull "$H/etc/containerd/certs.d" demote.invalid/library/hello:1

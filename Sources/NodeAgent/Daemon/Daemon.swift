@@ -45,6 +45,8 @@ final class Daemon {
     var probeRound = 0
     var probeInFlight: Int?
     var probeTask: Task<Void, Never>?
+    /// Node errors the probes found, logged once each until they go away.
+    var loggedNodeErrors: [String] = []
     let probeMailbox = ProbeMailbox()
     var metrics = MetricsTextfile()
 
@@ -141,7 +143,7 @@ final class Daemon {
             scheduleNextProbe()
             return
         }
-        if prober == nil { prober = MirrorProber(settings: probeSettings(settings.probe)) }
+        if prober == nil { prober = MirrorProber(settings: probeSettings(settings.probe), root: root) }
         let prober = prober!
         probeRound += 1
         let round = probeRound
@@ -164,18 +166,30 @@ final class Daemon {
         guard let (round, results) = probeMailbox.take(), round == probeRound else { return scheduleNextProbe() }
         let downBefore = tracker.down
         for transition in tracker.record(results) {
-            let metadata: Logger.Metadata = ["registry": "\(transition.registries.first ?? "")", "endpoint": "\(transition.url)"]
+            let metadata: Logger.Metadata = ["registry": "\(transition.registries.first ?? "")", "endpoint": "\(transition.id)"]
             switch transition.to {
-            case .down:
+            case .down, .demoted:
                 logger.warning(
-                    "mirror \(transition.url) is down (\(transition.reason ?? "no answer")) after \(settings.probe.failureThreshold) failed probes; serves \(transition.registries.joined(separator: ", "))",
+                    "mirror \(transition.id) is down (\(transition.reason ?? "no answer")) after \(settings.probe.failureThreshold) failed probes; serves \(transition.registries.joined(separator: ", "))",
                     metadata: metadata)
             case .up:
-                logger.notice("mirror \(transition.url) is up again; serves \(transition.registries.joined(separator: ", "))", metadata: metadata)
+                logger.notice("mirror \(transition.id) is up again; serves \(transition.registries.joined(separator: ", "))", metadata: metadata)
+            case .failing:
+                logger.notice(
+                    "mirror \(transition.id) is failing (1/\(settings.probe.failureThreshold)): \(transition.reason ?? "no answer"); serves \(transition.registries.joined(separator: ", "))",
+                    metadata: metadata)
             case .unknown:
                 break
             }
         }
+        tracker.expect(ProbeTargets.from(lastModel))
+        let nodeErrors = StatusReport.nodeErrors(tracker.sorted)
+        for error in nodeErrors where !loggedNodeErrors.contains(error) {
+            let endpoints = tracker.sorted.filter { $0.last?.local == true && $0.last?.error == error }.map(\.id)
+            logger.error("\(error); not held against \(endpoints.joined(separator: ", ")), which stay\(endpoints.count == 1 ? "s" : "") unknown until it is fixed")
+        }
+        if !loggedNodeErrors.isEmpty && nodeErrors.isEmpty { logger.notice("the probes' node configuration errors are gone") }
+        loggedNodeErrors = nodeErrors
         if settings.probe.onUnhealthy == .demote && tracker.down != downBefore {
             handleFileEvents(ownWrites: reconcile(reason: "mirror health changed"))
         } else if var report = status {
@@ -307,6 +321,8 @@ final class Daemon {
             return []
         }
         lastModel = result.model
+        if settings.probe.enabled { tracker.expect(ProbeTargets.from(result.model)) }
+        tracker.markDemoted(result.demoted)
 
         let changes = result.outcome.changes + result.configChanges
         for change in changes {
@@ -436,7 +452,9 @@ final class Daemon {
 
     private func publish(_ report: StatusReport) {
         var report = report
-        report.probes = tracker.sorted
+        report.probes = settings.probe.enabled ? tracker.sorted : []
+        report.probesEnabled = settings.probe.enabled
+        report.nodeErrors = StatusReport.nodeErrors(report.probes)
         status = report
         do {
             try report.write(to: settings.status.file, root: root)
@@ -444,7 +462,7 @@ final class Daemon {
             logger.error("cannot write the status file \(root.path(settings.status.file)): \(error)")
         }
         notifier.status(report.statusLine())
-        metrics.health = tracker.sorted
+        metrics.health = report.probes
         do {
             try metrics.write(directory: settings.metrics.directory, root: root)
         } catch {

@@ -33,18 +33,70 @@ struct StatusReport: Codable, Equatable {
     var lastChanged: [String]
     var warnings: [String]
     var runtimes: [Runtime]
-    /// Per mirror endpoint: state, latency and last error of the probes.
+    /// Per mirror endpoint: state (unknown, up, failing, down, demoted), the last probe's
+    /// latency and cause. Every endpoint of the desired state is here, probed or not.
     var probes: [EndpointHealth] = []
+    /// False when `probe.enabled: false` (then nothing is probed and nothing is counted).
+    var probesEnabled: Bool? = true
+    /// Configuration errors of this node found by the probes (no system trust store, an
+    /// unreadable CA file...): they never count against a mirror.
+    var nodeErrors: [String] = []
 
-    /// The one line systemd shows: `3 registries, 5 mirrors, containerd ok, crio reloaded 2m ago`.
-    func statusLine(now: Date = Date()) -> String {
-        var mirrorText = "\(mirrors) mirror\(mirrors == 1 ? "" : "s")"
-        let probed = probes.filter { $0.state != .unknown }
-        if !probed.isEmpty {
-            let up = probed.filter { $0.state == .up }.count
-            mirrorText += " (\(up) of \(probed.count) endpoint\(probed.count == 1 ? "" : "s") up)"
+    /// Node errors, each once, from the endpoints whose last probe failed on this node.
+    static func nodeErrors(_ probes: [EndpointHealth]) -> [String] {
+        var errors: [String] = []
+        // A missing trust store first: it is the one that makes every HTTPS probe useless.
+        let ordered = probes.filter { $0.last?.cause == "node-no-trust-store" } + probes.filter { $0.last?.cause != "node-no-trust-store" }
+        for probe in ordered {
+            guard let last = probe.last, last.local, let error = last.error, !errors.contains(error) else { continue }
+            errors.append(error)
         }
-        var parts = ["\(registries) registr\(registries == 1 ? "y" : "ies"), \(mirrorText)"]
+        return errors
+    }
+
+    /// "2 mirrors: 1 up, 1 failing (1/3)" plus the first endpoint that is not up, with its cause.
+    /// Every endpoint is counted; none is left out because it has not been declared down yet.
+    func mirrorSummary() -> String {
+        var text = "\(mirrors) mirror\(mirrors == 1 ? "" : "s")"
+        if probesEnabled == false { return text + " (probes off)" }
+        guard !probes.isEmpty else { return text }
+        if probes.count != mirrors { text += " (\(probes.count) endpoint\(probes.count == 1 ? "" : "s"))" }
+        var counts: [String] = []
+        func count(_ state: EndpointHealth.State, _ label: String) {
+            let matching = probes.filter { $0.state == state }
+            guard !matching.isEmpty else { return }
+            if state == .failing {
+                // "1 failing (1/3)", "9 failing (1/3)", "3 failing (1/3, 2/3 x2)": short for many.
+                var groups: [(String, Int)] = []
+                for step in matching.map({ "\($0.consecutiveFailures)/\($0.failureThreshold)" }).sorted() {
+                    if groups.last?.0 == step { groups[groups.count - 1].1 += 1 } else { groups.append((step, 1)) }
+                }
+                let steps = groups.count == 1 ? [groups[0].0] : groups.map { $0.1 == 1 ? $0.0 : "\($0.0) x\($0.1)" }
+                counts.append("\(matching.count) failing (\(steps.joined(separator: ", ")))")
+            } else {
+                counts.append("\(matching.count) \(label)")
+            }
+        }
+        count(.up, "up")
+        count(.failing, "failing")
+        count(.down, "down")
+        count(.demoted, "demoted")
+        count(.unknown, "unknown")
+        text += ": " + counts.joined(separator: ", ")
+        // Name the worst endpoint and why, so the one line says what to look at.
+        let order: [EndpointHealth.State] = [.demoted, .down, .failing, .unknown]
+        let notUp = probes.filter { $0.state != .up && !($0.last?.local ?? false) && $0.last != nil }
+            .sorted { (order.firstIndex(of: $0.state) ?? 9, $0.id) < (order.firstIndex(of: $1.state) ?? 9, $1.id) }
+        if let worst = notUp.first {
+            text += " [\(worst.id) \(worst.stateText): \(worst.causeText ?? "no answer")\(notUp.count > 1 ? "; +\(notUp.count - 1) more" : "")]"
+        }
+        return text
+    }
+
+    /// The one line systemd shows: `3 registries, 5 mirrors: 4 up, 1 failing (1/3) [https://m/v2/
+    /// failing (1/3): connection refused], containerd ok, crio reloaded 2m ago`.
+    func statusLine(now: Date = Date()) -> String {
+        var parts = ["\(registries) registr\(registries == 1 ? "y" : "ies"), \(mirrorSummary())"]
         for runtime in runtimes {
             var text = "\(runtime.name) \(runtime.state)"
             if let action = runtime.lastAction, let time = runtime.lastActionTime, runtime.pending == nil {
@@ -58,8 +110,12 @@ struct StatusReport: Codable, Equatable {
             }
             parts.append(text)
         }
-        if let error { return "error: \(Self.publicError(error)) (last good configuration in force); " + parts.joined(separator: ", ") }
-        return parts.joined(separator: ", ")
+        var line = parts.joined(separator: ", ")
+        if let first = nodeErrors.first {
+            line = "\(first)\(nodeErrors.count > 1 ? " (+\(nodeErrors.count - 1) more)" : ""); " + line
+        }
+        if let error { return "error: \(Self.publicError(error)) (last good configuration in force); " + line }
+        return line
     }
 
     /// STATUS= is shown to every user by `systemctl status`: an input error appears there by its

@@ -48,4 +48,23 @@ final class CRIOInsecureWarningTests: XCTestCase {
         let result = render("mirrors:\n  docker.io:\n    endpoint: [\"http://m.example\"]\n")
         XCTAssertEqual(result.warnings, [])
     }
+
+    /// A hosts.toml carrying an Authorization header is not world-readable.
+    func testAHostsFileWithACredentialHeaderIsRootsAlone() {
+        func hostsMode(_ header: String) -> UInt32? {
+            let loaded = DesiredStateLoader.load(text: """
+                apiVersion: mirror-agent/v1
+                kind: MirrorSet
+                spec:
+                  registries:
+                    - source: docker.io
+                      mirrors:
+                        - url: https://m.example
+                          headers: {\(header): "Bearer t0k3n"}
+                """, file: "/etc/mirror-agent/mirrors.yaml", root: HostRoot("/nonexistent-root"))
+            return ContainerdHostsRenderer(hostsDirectory: "/etc/containerd/certs.d", root: HostRoot("/nonexistent-root")).render(loaded.model).files.first?.mode
+        }
+        XCTAssertEqual(hostsMode("Authorization"), 0o600)
+        XCTAssertEqual(hostsMode("X-Mirror-Client"), 0o644)
+    }
 }

@@ -46,6 +46,8 @@ deb: deps-deb
 	mv ../mirror-agent_$(VERSION)_amd64.deb ../mirror-agent_$(VERSION)_amd64.buildinfo ../mirror-agent_$(VERSION)_amd64.changes dist/
 	rm -f debian
 	lintian --fail-on error $(DEB)
+	bash tests/packaging/selftest.sh
+	python3 tests/packaging/check-depends.py $(DEB)
 
 deps-deb:
 	scripts/install-deps.sh deb

@@ -72,5 +72,6 @@ let package = Package(
             exclude: ["Golden", "Parity"]
         ),
         .testTarget(name: "HealthProbeTests", dependencies: ["HealthProbe", "DesiredState"]),
+        .testTarget(name: "RuntimeActionsTests", dependencies: ["RuntimeActions"]),
     ]
 )

@@ -61,6 +61,12 @@ public final class SystemdBus: @unchecked Sendable {
         UInt32(try numberProperty(unit, "org.freedesktop.systemd1.Service", "MainPID", type: "u"))
     }
 
+    /// When the unit's main process started (`ExecMainStartTimestamp`, µs since the epoch; 0
+    /// when it never started).
+    public func execMainStartTimestamp(_ unit: String) throws(RuntimeActionError) -> UInt64 {
+        try numberProperty(unit, "org.freedesktop.systemd1.Service", "ExecMainStartTimestamp", type: "t")
+    }
+
     public func canReload(_ unit: String) throws(RuntimeActionError) -> Bool {
         try numberProperty(unit, "org.freedesktop.systemd1.Unit", "CanReload", type: "b") != 0
     }

@@ -99,6 +99,9 @@ check "the agent is active after the reload" test "$(inside systemctl is-active 
 
 # --- a fix that breaks containerd is rolled back -------------------------------------------------
 cp "$M/etc/containerd/config.toml" "$H_TMP/good-config.toml"
+# The agent watches config.toml (a change by anyone is checked and fixed): it is stopped while
+# the test plants a config that needs a fix, and started with the breakage switched on.
+inside systemctl stop mirror-agent
 cat > "$M/etc/containerd/config.toml" <<'TOML'
 version = 2
 [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -109,7 +112,7 @@ TOML
 inside systemctl restart containerd
 broken_input=$(sha256sum < "$M/etc/containerd/config.toml")
 printf 'daemon: {restartDelay: 1s, minRestartInterval: 1s}\ntesting: {breakContainerdStart: true}\n' > "$M/etc/mirror-agent/agent.yaml"
-inside systemctl reload mirror-agent
+inside systemctl start mirror-agent
 check "the failed restart is reported loudly in the journal" wait_until 90 bash -c "nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent -p crit --no-pager -q | grep -q 'previous config.toml was restored'"
 check "the previous config.toml is back" test "$(sha256sum < "$M/etc/containerd/config.toml")" = "$broken_input"
 check "containerd is active again" wait_until 30 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active containerd)\" = active ]"

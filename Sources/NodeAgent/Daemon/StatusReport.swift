@@ -16,6 +16,11 @@ struct StatusReport: Codable, Equatable {
         var lastAction: RuntimeActionReport?
         var lastActionTime: Date?
         var pending: String?
+        /// Why the pending action is pending ("restart pending: containerd started before
+        /// config.toml changed", "config.toml changed", ...).
+        var pendingReason: String?
+        /// What could not be written for this runtime (its files are not all in force).
+        var error: String?
     }
 
     var version = 1
@@ -41,6 +46,18 @@ struct StatusReport: Codable, Equatable {
     /// Configuration errors of this node found by the probes (no system trust store, an
     /// unreadable CA file...): they never count against a mirror.
     var nodeErrors: [String] = []
+    /// The last reload (SIGHUP): how `mirror-agent reload` learns that the daemon has applied it.
+    var reload: Reload?
+
+    struct Reload: Codable, Equatable {
+        /// The number `mirror-agent reload` sent with its signal (sigqueue); 0 for a plain kill.
+        var request: Int32
+        var time: Date
+        /// "ok", or "refused": agent.yaml or the desired state was invalid; the previous settings
+        /// and the last good configuration stay in force.
+        var result: String
+        var error: String?
+    }
 
     /// Node errors, each once, from the endpoints whose last probe failed on this node.
     static func nodeErrors(_ probes: [EndpointHealth]) -> [String] {
@@ -99,6 +116,7 @@ struct StatusReport: Codable, Equatable {
         var parts = ["\(registries) registr\(registries == 1 ? "y" : "ies"), \(mirrorSummary())"]
         for runtime in runtimes {
             var text = "\(runtime.name) \(runtime.state)"
+            if let reason = runtime.pendingReason { text += " (\(reason))" }
             if let action = runtime.lastAction, let time = runtime.lastActionTime, runtime.pending == nil {
                 let verb = action.action.hasPrefix("reload") ? "reloaded" : "restarted"
                 switch action.result {

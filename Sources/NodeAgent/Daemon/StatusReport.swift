@@ -120,6 +120,8 @@ struct StatusReport: Codable, Equatable {
             if let action = runtime.lastAction, let time = runtime.lastActionTime, runtime.pending == nil {
                 let verb = action.action.hasPrefix("reload") ? "reloaded" : "restarted"
                 switch action.result {
+                // auto_reload_registries: CRI-O picked the drop-in up itself, nothing was sent.
+                case .done where action.action == "none": text = "\(runtime.name) reloads itself (auto_reload_registries)"
                 case .done: text = "\(runtime.name) \(verb) \(Self.ago(time, now: now))"
                 case .pending: text = "\(runtime.name) \(action.action) pending"
                 case .rolledBack: text = "\(runtime.name) \(action.action) FAILED, rolled back \(Self.ago(time, now: now))"

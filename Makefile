@@ -6,7 +6,7 @@ SWIFT ?= swift
 BIN := .build/debug/mirror-agent
 DEMO_ROOT ?= $(CURDIR)/.cache/demo-root
 
-.PHONY: demo test build unit integration deb e2e reliability fuzz crash bench deps-build deps-test deps-deb deps-e2e clean
+.PHONY: demo test build unit integration deb e2e reliability fuzz crash bench cri-client deps-build deps-test deps-deb deps-e2e deps-cri clean
 VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
 DEB := dist/mirror-agent_$(VERSION)_amd64.deb
 
@@ -19,15 +19,16 @@ demo: deps-build build
 	$(BIN) apply --root $(DEMO_ROOT) --dry-run --diff
 
 ## test: unit tests; the integration suite (real containerd, skopeo, registries on loopback);
-## fuzzing; the .deb, crash consistency with its binary, and the .deb installed in a booted
-## Debian with systemd (the e2e suite).
+## fuzzing; the .deb, crash consistency with its binary, and the .deb installed in booted
+## minimal Debians with systemd: the e2e matrix (bookworm, trixie, sid: containerd 1.6, 1.7, 2.1).
+## Each stage prints its time ("# stage: ...").
 test: deps-e2e build
-	$(SWIFT) test
-	bash tests/integration/run.sh $(BIN)
-	bash fuzz/build-and-run.sh 50000
-	$(MAKE) deb
-	bash tests/reliability/crash.sh .build/release/mirror-agent 200
-	bash tests/e2e/run.sh $(DEB)
+	@t=$$(date +%s); $(SWIFT) test; rc=$$?; echo "# stage: unit: $$(( $$(date +%s) - t ))s"; exit $$rc
+	@t=$$(date +%s); bash tests/integration/run.sh $(BIN); rc=$$?; echo "# stage: integration: $$(( $$(date +%s) - t ))s"; exit $$rc
+	@t=$$(date +%s); bash fuzz/build-and-run.sh 50000; rc=$$?; echo "# stage: fuzz: $$(( $$(date +%s) - t ))s"; exit $$rc
+	@t=$$(date +%s); $(MAKE) deb; rc=$$?; echo "# stage: deb: $$(( $$(date +%s) - t ))s"; exit $$rc
+	@t=$$(date +%s); bash tests/reliability/crash.sh .build/release/mirror-agent 200; rc=$$?; echo "# stage: crash: $$(( $$(date +%s) - t ))s"; exit $$rc
+	bash tests/e2e/matrix.sh $(DEB)
 
 build:
 	$(SWIFT) build
@@ -46,14 +47,25 @@ deb: deps-deb
 	mv ../mirror-agent_$(VERSION)_amd64.deb ../mirror-agent_$(VERSION)_amd64.buildinfo ../mirror-agent_$(VERSION)_amd64.changes dist/
 	rm -f debian
 	lintian --fail-on error $(DEB)
+	bash tests/packaging/selftest.sh
+	python3 tests/packaging/check-depends.py $(DEB)
 
 deps-deb:
 	scripts/install-deps.sh deb
 
-## e2e: the .deb installed in a booted Debian (systemd-nspawn), against a loopback registry.
+## e2e: the .deb installed in booted minimal Debians (systemd-nspawn), against a loopback
+## registry: bookworm, trixie and sid (E2E_SUITES to choose; E2E_CACHE for the cached roots).
 e2e: deps-e2e
 	@test -f $(DEB) || $(MAKE) deb
-	bash tests/e2e/run.sh $(DEB)
+	bash tests/e2e/matrix.sh $(DEB)
+
+## cri-client: regenerates tests/e2e/cri/api_pb2*.py (the e2e suite's CRI client) from the
+## published CRI API (api.proto from Debian's golang-github-kubernetes-cri-api-dev).
+cri-client: deps-cri
+	scripts/gen-cri-client.sh
+
+deps-cri:
+	scripts/install-deps.sh cri
 
 deps-e2e:
 	scripts/install-deps.sh e2e

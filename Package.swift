@@ -69,8 +69,9 @@ let package = Package(
                 "RuntimeWriters", "DesiredState", .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
-            exclude: ["Golden", "Parity"]
+            exclude: ["Golden", "Parity", "Fixtures"]
         ),
         .testTarget(name: "HealthProbeTests", dependencies: ["HealthProbe", "DesiredState"]),
+        .testTarget(name: "RuntimeActionsTests", dependencies: ["RuntimeActions"]),
     ]
 )

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, only those missing.
-# Usage: scripts/install-deps.sh build|test|deb|e2e
+# Usage: scripts/install-deps.sh build|test|deb|e2e|cri
 set -euo pipefail
 build=(libyaml-dev libsystemd-dev pkg-config dpkg-dev)
 test=(containerd skopeo docker-registry openssl python3 python3-prometheus-client iproute2 curl time)
 deb=(debhelper dpkg-dev lintian)
-e2e=(debootstrap systemd-container)
+# The e2e suite's CRI client (tests/e2e/cri) runs on the host with Debian's gRPC and protobuf.
+e2e=(debootstrap systemd-container python3-grpcio python3-protobuf)
+cri=(protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${test[@]}") ;;
   deb) want=("${build[@]}" "${deb[@]}") ;;
   e2e) want=("${build[@]}" "${test[@]}" "${deb[@]}" "${e2e[@]}") ;;
-  *) echo "usage: $0 build|test|deb|e2e" >&2; exit 2 ;;
+  cri) want=("${cri[@]}") ;;
+  *) echo "usage: $0 build|test|deb|e2e|cri" >&2; exit 2 ;;
 esac
 # Debian packages only (python3-* too: Debian's Python refuses pip installs, PEP 668); the
 # Makefile puts /usr/bin first on PATH so the project's scripts run Debian's python3.

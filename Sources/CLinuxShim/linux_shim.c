@@ -2,7 +2,23 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* libdispatch (under Swift's tasks and Foundation) calls setpriority(PRIO_PROCESS, 0, n) on
+ * every worker thread it starts, to imitate a quality-of-service class: n = -4 for its own
+ * manager thread, -2 for user-initiated work, 0 for default work, 2 and 10 for utility and
+ * background. mirror-agent never raises its own CPU priority: a request for a nice value of 0 or
+ * below leaves the thread at the nice value it inherited from the process (what the admin or the
+ * unit set), without a system call. Higher values go to the kernel. Without this, the service
+ * (no CAP_SYS_NICE, setpriority outside its system call filter) logs "Failed to set thread
+ * priority for worker thread: pqc=... errno=1" for each such thread. This definition takes the
+ * place of libc's for the whole executable (libdispatch is linked in statically). */
+int setpriority(__priority_which_t which, id_t who, int prio) {
+    if (which == PRIO_PROCESS && who == 0 && prio <= 0) return 0;
+    return (int)syscall(SYS_setpriority, which, who, prio);
+}
 
 int msa_signalfd_open(void) {
     sigset_t set;
@@ -20,6 +36,16 @@ int msa_signalfd_read(int fd) {
     ssize_t n = read(fd, &info, sizeof info);
     if (n < 0) return errno == EAGAIN ? 0 : -errno;
     return n == sizeof info ? (int)info.ssi_signo : 0;
+}
+
+int msa_signalfd_read_value(int fd, int32_t *value) {
+    struct signalfd_siginfo info;
+    *value = 0;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    if (n != sizeof info) return 0;
+    if (info.ssi_code == SI_QUEUE) *value = info.ssi_int;
+    return (int)info.ssi_signo;
 }
 
 int msa_timerfd_open(void) {

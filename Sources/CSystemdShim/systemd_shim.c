@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 #include <systemd/sd-journal.h>
 
 static uint64_t now_usec(void) {
@@ -21,7 +22,28 @@ static void set_error(char **out, const sd_bus_error *error, int r, const char *
     if (*out) snprintf(*out, n, "%s: %s", what, text);
 }
 
-int msa_bus_open(sd_bus **bus) { return sd_bus_open_system(bus); }
+// The system bus when there is one; else, as root, systemd's own private socket, the way
+// systemctl does it: a minimal Debian (debootstrap --variant=minbase + systemd-sysv) has no
+// D-Bus daemon, and one installed by apt is not started until the next boot (dbus.socket is
+// static, so deb-systemd-invoke leaves it alone).
+int msa_bus_open(sd_bus **bus) {
+    int r = sd_bus_open_system(bus);
+    if (r >= 0 || geteuid() != 0) return r;
+    int system_error = r;
+    sd_bus *direct = NULL;
+    if ((r = sd_bus_new(&direct)) < 0) return system_error;
+    if ((r = sd_bus_set_address(direct, "unix:path=/run/systemd/private")) < 0 || (r = sd_bus_start(direct)) < 0) {
+        sd_bus_unref(direct);
+        return system_error;
+    }
+    *bus = direct;
+    return 0;
+}
+
+// On the private socket there is no bus daemon, so messages carry no sender name to match.
+static const char *systemd_sender(sd_bus *bus) {
+    return sd_bus_is_bus_client(bus) > 0 ? "org.freedesktop.systemd1" : NULL;
+}
 
 struct job_wait {
     const char *job_path;
@@ -52,7 +74,7 @@ int msa_unit_job(sd_bus *bus, const char *method, const char *unit, const char *
     int r;
 
     // Subscribe and match first, then call: the job may finish before the call returns.
-    r = sd_bus_match_signal(bus, &slot, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+    r = sd_bus_match_signal(bus, &slot, systemd_sender(bus), "/org/freedesktop/systemd1",
                             "org.freedesktop.systemd1.Manager", "JobRemoved", on_job_removed, &wait);
     if (r < 0) { set_error(error_message, NULL, r, "cannot watch JobRemoved"); goto out; }
     r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",

@@ -121,7 +121,11 @@ public final class MirrorProber: Sendable {
             request.headers.add(name: "User-Agent", value: "mirror-agent-probe")
             request.headers.add(name: "Docker-Distribution-API-Version", value: "registry/2.0")
             if https { request.tlsConfiguration = try (trust ?? TrustMaterial(root: root)).configuration(target.tls) }
-            let response = try await client.execute(request, timeout: .nanoseconds(Self.nanoseconds(settings.timeout)))
+            // The connect timeout bounds the connection (TCP and TLS), the read timeout the wait
+            // for an answer once connected; the overall deadline is their sum, so it never fires
+            // first and hides which of the two it was.
+            let deadline = Self.nanoseconds(settings.connectTimeout) + Self.nanoseconds(settings.timeout) + 100_000_000
+            let response = try await client.execute(request, timeout: .nanoseconds(deadline))
             // Drain a little of the body so the connection can be reused; the status is the answer.
             _ = try? await response.body.collect(upTo: 64 * 1024)
             result.status = Int(response.status.code)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DesiredState
 import Diagnostics
+import RuntimeActions
 import RuntimeWriters
 
 /// `mirror-agent check`: is containerd set up for registry mirrors?
@@ -8,7 +9,7 @@ struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Check containerd's configuration for what registry mirrors need.",
-        discussion: "Reports config_path, discard_unpacked_layers and deprecated registry.mirrors/configs, each with the file and line to change. Exit 0 when all hold, 3 when the runtime needs a fix (apply makes it), 1 when the configuration cannot be read."
+        discussion: "Reports config_path, discard_unpacked_layers and deprecated registry.mirrors/configs, each with the file and line to change, and a restart that is pending (containerd started before config.toml changed, or a restart the agent decided and has not carried out). Exit 0 when all hold, 3 when the runtime needs a fix or a restart, 1 when the configuration cannot be read."
     )
 
     @OptionGroup var common: CommonOptions
@@ -25,6 +26,9 @@ struct CheckCommand: ParsableCommand {
         var needsFix: Bool
         var checks: [ContainerdPrerequisites.Check]
         var fix: [String]
+        /// "restart pending: containerd started before config.toml changed", or the reason of a
+        /// restart the agent recorded and has not carried out yet.
+        var restartPending: String?
     }
 
     func run() throws {
@@ -43,13 +47,20 @@ struct CheckCommand: ParsableCommand {
             FileHandleOutput.standardError(error.description)
             throw ExitCode(ExitStatus.failedToAct)
         }
+        let reconciliation = Reconciliation(root: root, settings: settings)
+        var restartPending: String?
+        if let change = reconciliation.staleContainerd() {
+            restartPending = StaleRuntime.message(runtime: "containerd", file: change.path) + " (\(change.path))"
+        } else if let recorded = reconciliation.loadPending().0.containerdRestart {
+            restartPending = recorded.reason.hasPrefix("restart pending") ? recorded.reason : "restart pending: \(recorded.reason)"
+        }
         let fixes = prerequisites.fixes.flatMap { fix in fix.changes.map { "\(root.path(fix.hostPath)): \($0)" } }
         if json {
             printJSON(
                 Report(
                     configFile: root.path(settings.containerd.configFile), exists: prerequisites.exists, schemaVersion: prerequisites.schemaVersion,
                     containerdVersion: version, hostsDirectory: prerequisites.hostsDirectory, needsFix: prerequisites.needsFix,
-                    checks: prerequisites.checks, fix: fixes))
+                    checks: prerequisites.checks, fix: fixes, restartPending: restartPending))
         } else {
             print("containerd \(version ?? "(version unknown)"), \(root.path(settings.containerd.configFile))\(prerequisites.exists ? "" : " (missing: containerd's defaults apply)"), config version \(prerequisites.schemaVersion)")
             for check in prerequisites.checks {
@@ -61,8 +72,9 @@ struct CheckCommand: ParsableCommand {
                 print("needs a fix; mirror-agent apply would:")
                 for line in fixes { print("  \(line)") }
             }
+            if let restartPending { print(restartPending) }
         }
-        if prerequisites.needsFix { throw ExitCode(ExitStatus.needsFix) }
+        if prerequisites.needsFix || restartPending != nil { throw ExitCode(ExitStatus.needsFix) }
     }
 }
 

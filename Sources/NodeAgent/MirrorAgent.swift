@@ -27,7 +27,7 @@ struct MirrorAgent: ParsableCommand {
             3 the runtime needs a fix.
             """,
         version: AgentVersion.string,
-        subcommands: [RunCommand.self, ApplyCommand.self, ValidateCommand.self, CheckCommand.self, StatusCommand.self, ProbeCommand.self]
+        subcommands: [RunCommand.self, ApplyCommand.self, ValidateCommand.self, CheckCommand.self, StatusCommand.self, ProbeCommand.self, ReloadCommand.self, ExplainCommand.self]
     )
 
     /// Parses and runs, mapping every outcome onto the exit-code contract: a command-line usage
@@ -51,7 +51,7 @@ struct MirrorAgent: ParsableCommand {
 }
 
 enum AgentVersion {
-    static let string = "0.1.0"
+    static let string = "0.2.0"
 }
 
 /// Options every command shares.

@@ -75,7 +75,8 @@ func probeSettings(_ probe: AgentSettings.Probe) -> ProbeSettings {
 func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    Task {
+    // Normal priority, not the user-initiated one a task made on the main thread gets (nice -2).
+    Task(priority: .medium) {
         box.value = await body()
         done.signal()
     }

@@ -5,6 +5,10 @@ import HealthProbe
 import RuntimeActions
 import RuntimeWriters
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One pass from desired-state files to runtimes in force, shared by `apply` and the daemon:
 /// load, check containerd's prerequisites, render, write, fix config.toml, then (now or later)
 /// restart or reload the runtimes whose configuration needs it.
@@ -24,11 +28,7 @@ struct Reconciliation {
         case reloadCRIO
     }
 
-    struct ConfigOriginal: Sendable, Equatable {
-        var hostPath: String
-        var contents: String?
-        var mode: UInt32
-    }
+    typealias ConfigOriginal = PendingActionsRecord.ConfigOriginal
 
     struct Result {
         var diagnostics = DiagnosticList()
@@ -42,6 +42,8 @@ struct Reconciliation {
         var pending: [PendingAction] = []
         var actions: [RuntimeActionReport] = []
         var notes: [String] = []
+        /// What could not be written, per runtime (the other runtimes' files are in force).
+        var runtimeFailures: [Runtime: [String]] = [:]
         /// Probe endpoint ids left out of the rendered files (`probe.onUnhealthy: demote`).
         var demoted: Set<String> = []
         var invalid: Bool { diagnostics.hasErrors }
@@ -84,7 +86,28 @@ struct Reconciliation {
         }
         let reconciler = Reconciler(root: root, settings: settings, containerdFeatures: ContainerdFeatures(version: version))
         result.plan = reconciler.plan(rendered, containerdHostsDirectory: result.prerequisites?.hostsDirectory)
-        result.outcome = reconciler.apply(result.plan, dryRun: dryRun)
+        // One runtime at a time: a runtime whose files cannot be written (say /etc/containers
+        // on a read-only /etc) does not keep the other's out of force.
+        let managed = ManagedFiles(root: root, stateDirectory: settings.stateDir, adopt: settings.adopt)
+        for runtime in result.plan.runtimes.isEmpty ? [nil] : result.plan.runtimes.map(Optional.some) {
+            let files = result.plan.files.filter { runtime == nil || $0.runtime == runtime }
+            let runtimes = runtime.map { Set([$0]) } ?? Set(result.plan.runtimes)
+            if runtime == .crio && !dryRun {
+                // The reload is recorded before the drop-in changes, so no kill can lose it.
+                let preview = managed.apply(files, runtimes: runtimes, dryRun: true)
+                if preview.changed, let problem = recordPending(crioReload: .init(reason: "the CRI-O drop-in changed", decidedAt: Journal.realtimeMicroseconds())) {
+                    result.outcome.failures.append(problem)
+                    result.runtimeFailures[.crio, default: []].append(problem)
+                    continue
+                }
+            }
+            let outcome = managed.apply(files, runtimes: runtimes, dryRun: dryRun)
+            result.outcome.changes += outcome.changes
+            result.outcome.unchanged += outcome.unchanged
+            result.outcome.warnings += outcome.warnings.filter { !result.outcome.warnings.contains($0) }
+            result.outcome.failures += outcome.failures
+            if let runtime, !outcome.failures.isEmpty { result.runtimeFailures[runtime, default: []] += outcome.failures }
+        }
         if result.outcome.changes.contains(where: { $0.runtime == .containerd }) {
             result.notes.append("hosts.toml changes take effect on the next pull; containerd needs no restart for them")
         }
@@ -93,11 +116,23 @@ struct Reconciliation {
         }
 
         // Then config.toml, once the hosts files it will point at are in place.
-        if let prerequisites = result.prerequisites, prerequisites.needsFix, result.outcome.failures.isEmpty {
+        if let prerequisites = result.prerequisites, prerequisites.needsFix, result.runtimeFailures[.containerd] == nil {
             if !settings.containerd.fixConfig {
                 result.notes.append("containerd's config.toml needs a fix (see mirror-agent check); containerd.fixConfig is false, so it is left alone")
             } else if let originals = fixConfig(prerequisites, into: &result) {
                 result.pending.append(.restartContainerd(originals: originals))
+            }
+        }
+        // Actions an earlier run decided and did not carry out (killed, restarted, policy) are
+        // still due: this pass carries them out too.
+        if !dryRun {
+            let (record, _) = loadPending()
+            if let restart = record.containerdRestart, !result.pending.contains(where: { if case .restartContainerd = $0 { true } else { false } }) {
+                result.pending.append(.restartContainerd(originals: restart.originals))
+                result.notes.append("a containerd restart decided earlier is still pending (\(restart.reason))")
+            }
+            if record.crioReload != nil, !result.pending.contains(.reloadCRIO) {
+                result.pending.append(.reloadCRIO)
             }
         }
         return result
@@ -115,18 +150,40 @@ struct Reconciliation {
         // Check every candidate with the real parser (and containerd itself where it runs).
         for fix in fixes {
             if let problem = verify(fix, prerequisites) {
-                result.diagnostics.append(.error("the config.toml fix was not applied: \(problem)", at: .file(root.path(fix.hostPath))))
-                result.outcome.failures.append("\(root.path(fix.hostPath)): fix not applied: \(problem)")
+                // A failure to act (exit 1, STATUS says so), not invalid desired state: the
+                // hosts.toml files above are in place; only the config.toml fix is held back.
+                result.outcome.failures.append("\(root.path(fix.hostPath)): the config.toml fix was not applied: \(problem)")
                 return nil
             }
         }
         var originals: [ConfigOriginal] = []
         let writer = AtomicWriter(root: root)
         let stamp = ManagedFiles.backupStamp()
+        var modes: [String: UInt32] = [:]
         for fix in fixes {
             let (directory, name) = AtomicWriter.split(hostPath: fix.hostPath)
-            var mode: UInt32 = 0o644
-            if case .file(_, let existingMode)? = try? writer.existing(base: directory, relative: name) { mode = existingMode }
+            if case .file(_, let existingMode)? = try? writer.existing(base: directory, relative: name) { modes[fix.hostPath] = existingMode }
+        }
+        let hadPendingRestart = loadPending().0.containerdRestart != nil
+        if !dryRun {
+            // The restart (and what to restore if containerd does not come back) is recorded
+            // durably before config.toml changes: no kill or restart of the agent can lose it.
+            let action = PendingActionsRecord.Action(
+                reason: "config.toml fixed (\(fixes.flatMap(\.changes).joined(separator: "; ")))", decidedAt: Journal.realtimeMicroseconds(),
+                originals: fixes.map { ConfigOriginal(hostPath: $0.hostPath, contents: $0.before, mode: modes[$0.hostPath] ?? 0o644) })
+            if let problem = recordPending(containerdRestart: action) {
+                result.outcome.failures.append("\(root.path(settings.containerd.configFile)): fix not applied: \(problem)")
+                result.runtimeFailures[.containerd, default: []].append(problem)
+                return nil
+            }
+        }
+        defer {
+            // Nothing was written after all: no restart is called for by this pass.
+            if !dryRun && originals.isEmpty && !hadPendingRestart { updatePending { $0.containerdRestart = nil } }
+        }
+        for fix in fixes {
+            let (directory, name) = AtomicWriter.split(hostPath: fix.hostPath)
+            let mode = modes[fix.hostPath] ?? 0o644
             let change = ManagedFiles.Outcome.Change(
                 path: fix.hostPath, kind: fix.before == nil ? .created : .updated, runtime: .containerd, before: fix.before, after: fix.after,
                 backup: fix.before == nil ? nil : ManagedFiles.backupPath(for: fix.hostPath, stateDirectory: settings.stateDir, stamp: stamp))
@@ -138,11 +195,9 @@ struct Reconciliation {
                 }
                 try writer.write(Array(fix.after.utf8), base: directory, relative: name, mode: mode)
                 originals.append(ConfigOriginal(hostPath: fix.hostPath, contents: fix.before, mode: mode))
-            } catch let error as AtomicWriter.WriteError {
-                result.outcome.failures.append(error.description)
-                return originals.isEmpty ? nil : originals
             } catch {
-                result.outcome.failures.append("\(error)")
+                result.outcome.failures.append(error.description)
+                result.runtimeFailures[.containerd, default: []].append(error.description)
                 return originals.isEmpty ? nil : originals
             }
         }
@@ -157,15 +212,21 @@ struct Reconciliation {
             return "the patched file does not parse: \(error.message)"
         }
         if fix.hostPath == settings.containerd.configFile {
-            let again = ContainerdPrerequisites.evaluateCandidate(candidate, configFile: fix.hostPath, root: root, containerdMajor: before.containerdMajor)
+            let again = ContainerdPrerequisites.evaluateCandidate(candidate, configFile: fix.hostPath, root: root, containerdVersion: before.containerdVersion, containerdMajor: before.containerdMajor)
             if let broken = again.first(where: { $0.status == .missing || $0.status == .wrong }) {
                 return "after patching, \(broken.name) is still \(broken.status.rawValue)"
             }
             // containerd's own reading of the candidate, where containerd runs on this root.
             if root == .system, let dump = RuntimeDetection.containerdConfigDump(candidate: fix.after) {
-                if !dump.succeeded { return "containerd rejects it: \(dump.output.suffix(300))" }
-                if !dump.output.contains("config_path = \"\(before.hostsDirectory)\"") {
-                    return "containerd config dump does not show config_path = \"\(before.hostsDirectory)\""
+                if !dump.succeeded { return "containerd rejects it: \(dump.errors.suffix(300))" }
+                let parsed: ContainerdConfigDump
+                do {
+                    parsed = try ContainerdConfigDump.parse(dump.output)
+                } catch {
+                    return error.message
+                }
+                if let problem = parsed.problem(hostsDirectory: before.hostsDirectory, containerd: ContainerdVersion(before.containerdVersion)) {
+                    return problem
                 }
             }
         }
@@ -192,20 +253,160 @@ struct Reconciliation {
         } catch {
             return skipped(error.message)
         }
+        var problems: [String] = []
         for action in pending {
             switch action {
             case .restartContainerd(let originals):
+                if let decided = loadPending().0.containerdRestart?.decidedAt,
+                    let state = try? bus.activeState("containerd.service"), let mainStarted = try? bus.execMainStartTimestamp("containerd.service"),
+                    !StaleRuntime.restartStillNeeded(activeState: state, mainStartedAt: mainStarted, decidedAt: decided)
+                {
+                    reports.append(
+                        RuntimeActionReport(
+                            unit: "containerd.service", action: "restart", result: .done,
+                            message: state == "active" || state == "reloading"
+                                ? "containerd.service was restarted since the change was decided; it runs with the new configuration, no restart needed"
+                                : "containerd.service is \(state) (stopped); it reads the new configuration when it starts, no restart needed",
+                            activeState: state))
+                    problems += updatePending { $0.containerdRestart = nil }
+                    continue
+                }
                 let restart = ContainerdRestart(jobTimeout: settings.restart.jobTimeout)
-                reports.append(restart.run(on: bus, rollback: { restore(originals) }))
+                let started = Journal.realtimeMicroseconds()
+                reports.append(
+                    restart.run(
+                        on: bus,
+                        rollback: {
+                            originals.isEmpty ? "nothing to restore: the change to config.toml was not the agent's" : restore(originals)
+                        }))
+                // The outcome is known (restarted, rolled back or failed loudly): the record
+                // goes, and the time of this restart stays for the rate limit.
+                problems += updatePending { record in
+                    record.containerdRestart = nil
+                    record.lastContainerdRestart = started
+                }
             case .reloadCRIO:
                 if (try? bus.loadState("crio.service")) != "loaded" {
                     reports.append(RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "crio.service is not installed; nothing to reload"))
-                    continue
+                } else {
+                    let (decision, settingProblems) = crioReloadDecision(bus: bus)
+                    var report: RuntimeActionReport
+                    switch decision {
+                    case .selfReloads(let why):
+                        report = RuntimeActionReport(unit: "crio.service", action: "none", result: .done, message: why)
+                    case .reload(let note):
+                        report = CRIOReload(jobTimeout: settings.restart.jobTimeout).run(on: bus)
+                        if let note { report.message = note + ": " + report.message }
+                    }
+                    if !settingProblems.isEmpty { report.message += " (CRI-O settings: \(settingProblems.joined(separator: "; ")))" }
+                    reports.append(report)
                 }
-                reports.append(CRIOReload(jobTimeout: settings.restart.jobTimeout).run(on: bus))
+                // Not installed: CRI-O reads the drop-in when it starts, so nothing stays pending.
+                problems += updatePending { $0.crioReload = nil }
             }
         }
-        return (reports, [])
+        return (reports, problems)
+    }
+
+    /// Whether CRI-O picks up the drop-in itself (`auto_reload_registries`), from its settings
+    /// under the root, `crio --version` and when crio.service started.
+    func crioReloadDecision(bus: SystemdBus) -> (CRIOReloadDecision, problems: [String]) {
+        let crio = CRIOSettings.load(root: root)
+        var settingChangedAt: UInt64?
+        if let file = crio.autoReloadSetIn {
+            var info = stat()
+            if stat(file, &info) == 0 {
+                settingChangedAt = UInt64(max(0, info.st_mtim.tv_sec)) * 1_000_000 + UInt64(max(0, info.st_mtim.tv_nsec)) / 1000
+            }
+        }
+        let decision = CRIOReloadDecision.decide(
+            settings: crio, dropInPath: settings.crio.dropIn,
+            version: crio.autoReloadRegistries ? RuntimeDetection.crioVersion(root: root) : nil,
+            settingChangedAt: settingChangedAt, crioStartedAt: try? bus.execMainStartTimestamp("crio.service"))
+        return (decision, crio.problems)
+    }
+
+    // MARK: - Configuration errors
+
+    /// The CRI-O drop-in's directory tree does not exist and cannot be created because the
+    /// file system is read-only to the agent: the case of explicit `crio` on a host without
+    /// /etc/containers, where mirror-agent.service (ProtectSystem=strict) may write only to
+    /// directories that existed when it started. Retrying cannot help; it is a configuration
+    /// error, said once, and the other runtime's files stay in force.
+    func crioConfigurationError(_ failure: String) -> String? {
+        let dropInDirectory = AtomicWriter.split(hostPath: settings.crio.dropIn).directory
+        let top = AtomicWriter.split(hostPath: dropInDirectory).directory
+        guard failure == "\(root.path(top)): cannot create directory: \(String(cString: strerror(EROFS)))" else { return nil }
+        return "crio is in runtimes, but \(root.path(top)) does not exist and is read-only to mirror-agent (its unit, with ProtectSystem=strict, may write only to directories that existed when it started), so \(root.path(settings.crio.dropIn)) cannot be written: create the directory (mkdir -p \(root.path(dropInDirectory))) and restart mirror-agent, or leave crio out of runtimes in agent.yaml"
+    }
+
+    // MARK: - The durable record of pending actions
+
+    var pendingRecordPath: String { settings.stateDir + "/" + PendingActionsRecord.fileName }
+
+    /// The record in the state directory; an unreadable one is reported and read as empty (the
+    /// stale-runtime check still finds a containerd restart it lost).
+    func loadPending() -> (PendingActionsRecord, String?) {
+        let path = root.path(pendingRecordPath)
+        switch FileSystem.read(path, limit: 64 << 20) {
+        case .failure(.missing): return (PendingActionsRecord(), nil)
+        case .failure(let error): return (PendingActionsRecord(), "cannot read \(path): \(error)")
+        case .success(let bytes):
+            if let record = try? JSONDecoder().decode(PendingActionsRecord.self, from: Data(bytes)) { return (record, nil) }
+            return (PendingActionsRecord(), "\(path) is unreadable; pending runtime actions in it are lost")
+        }
+    }
+
+    /// Read, change, write back atomically and synced (tmp, fsync, rename, fsync of the
+    /// directory). Returns the problems; nothing is written with `dryRun`.
+    @discardableResult
+    func updatePending(_ change: (inout PendingActionsRecord) -> Void) -> [String] {
+        guard !dryRun else { return [] }
+        var (record, problem) = loadPending()
+        let before = record
+        change(&record)
+        if record == before && problem == nil { return [] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            var data = try encoder.encode(record)
+            data.append(0x0A)
+            try AtomicWriter(root: root).write(Array(data), hostPath: pendingRecordPath, mode: 0o600)
+        } catch {
+            return (problem.map { [$0] } ?? []) + ["cannot record pending runtime actions in \(root.path(pendingRecordPath)): \(error)"]
+        }
+        return problem.map { [$0] } ?? []
+    }
+
+    private func recordPending(containerdRestart action: PendingActionsRecord.Action) -> String? {
+        updatePending { $0.addContainerdRestart(action) }.last { $0.hasPrefix("cannot record") }
+    }
+
+    private func recordPending(crioReload action: PendingActionsRecord.Action) -> String? {
+        updatePending { $0.addCRIOReload(action) }.last { $0.hasPrefix("cannot record") }
+    }
+
+    // MARK: - Stale runtime
+
+    /// containerd runs with an older configuration than its files say: its main process started
+    /// before the last change (mtime or ctime) of config.toml or one of its imports. Read over
+    /// D-Bus (`ExecMainStartTimestamp`), so only for this host's root with systemd; nil when
+    /// containerd is up to date or nothing can be said.
+    func staleContainerd(bus: SystemdBus? = nil) -> StaleRuntime.FileChange? {
+        guard root == .system, settings.selectedRuntimes(root: root).contains(.containerd) else { return nil }
+        guard let bus = bus ?? (try? SystemdBus.connect()) else { return nil }
+        guard let state = try? bus.activeState("containerd.service"), let started = try? bus.execMainStartTimestamp("containerd.service") else { return nil }
+        var paths = [settings.containerd.configFile]
+        if let loaded = try? ContainerdConfigFiles.load(settings.containerd.configFile, root: root) {
+            paths = loaded.files.map(\.hostPath)
+        }
+        let changes = paths.compactMap { path -> StaleRuntime.FileChange? in
+            var info = stat()
+            guard stat(root.path(path), &info) == 0 else { return nil }
+            let micros = { (t: timespec) in UInt64(max(0, t.tv_sec)) * 1_000_000 + UInt64(max(0, t.tv_nsec)) / 1000 }
+            return StaleRuntime.FileChange(path: root.path(path), changedAt: max(micros(info.st_mtim), micros(info.st_ctim)))
+        }
+        return StaleRuntime.newerChange(activeState: state, mainStartedAt: started, files: changes, now: Journal.realtimeMicroseconds())
     }
 
     /// Puts the previous config files back; returns a problem, or nil.

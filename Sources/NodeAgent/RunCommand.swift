@@ -19,15 +19,20 @@ struct RunCommand: ParsableCommand {
         let logger = Logger(label: "mirror-agent")
         let root = common.hostRoot
         var (settings, diagnostics) = AgentSettings.load(root: root)
+        var settingsProblem: String?
         if diagnostics.hasErrors {
-            // The daemon never exits for bad input: it runs on defaults and says so.
-            for d in diagnostics.errors { logger.error("\(d.description)") }
-            logger.error("agent.yaml is invalid; running with default settings until it is fixed and reloaded")
+            // The daemon never exits for bad input, and never acts on settings it could not
+            // read: it runs report-only (nothing written, nothing restarted) and says so, until
+            // a valid agent.yaml is reloaded. Defaults would undo explicit choices such as
+            // fixConfig: false or restart.policy: never.
+            for d in diagnostics.errors { logger.error("\(d.description)", metadata: ["file": "\(d.location?.file ?? "")"]) }
+            settingsProblem = Daemon.settingsProblem(diagnostics.errors)
+            logger.error("agent.yaml is invalid; report-only (nothing is written or restarted) until it is fixed and reloaded")
             settings = AgentSettings()
         }
         let daemon: Daemon
         do {
-            daemon = try Daemon(root: root, settings: settings, logger: logger)
+            daemon = try Daemon(root: root, settings: settings, logger: logger, settingsProblem: settingsProblem)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(ExitStatus.failedToAct)

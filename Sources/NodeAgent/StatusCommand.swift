@@ -39,6 +39,8 @@ struct StatusCommand: ParsableCommand {
             for runtime in report.runtimes {
                 var line = "\(runtime.name.padding(12))\(runtime.state)"
                 if let dir = runtime.hostsDirectory { line += ", hosts in \(dir)" }
+                if let reason = runtime.pendingReason { line += "; \(reason)" }
+                if let error = runtime.error { line += "; not in force: \(error)" }
                 if let action = runtime.lastAction { line += "; last \(action.action): \(action.message)" }
                 print(line)
             }

@@ -129,6 +129,14 @@ public struct CRIOReload: Sendable {
                 report.message = "\(method) \(unit) ended \(result)"
                 return report
             }
+            if method == "ReloadOrRestartUnit" {
+                // A restart, not a reload: CRI-O reads registries.conf(.d) afresh at start and
+                // logs no reload message, so its ActiveState is the answer.
+                let active = report.activeState == "active"
+                report.result = active ? .done : .failed
+                report.message = "\(unit) cannot reload (CanReload=no): restarted through ReloadOrRestartUnit, now \(report.activeState ?? "unknown")"
+                return report
+            }
         } catch {
             report.result = .failed
             report.message = error.message

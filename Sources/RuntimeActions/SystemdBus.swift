@@ -31,7 +31,7 @@ public final class SystemdBus: @unchecked Sendable {
         var handle: OpaquePointer?
         let r = msa_bus_open(&handle)
         guard r >= 0, let handle else {
-            throw RuntimeActionError("cannot connect to the system D-Bus: \(String(cString: strerror(-r)))")
+            throw RuntimeActionError("cannot connect to the system D-Bus (nor, as root, to systemd's private socket): \(String(cString: strerror(-r)))")
         }
         return SystemdBus(bus: handle)
     }
@@ -59,6 +59,12 @@ public final class SystemdBus: @unchecked Sendable {
 
     public func mainPID(_ unit: String) throws(RuntimeActionError) -> UInt32 {
         UInt32(try numberProperty(unit, "org.freedesktop.systemd1.Service", "MainPID", type: "u"))
+    }
+
+    /// When the unit's main process started (`ExecMainStartTimestamp`, µs since the epoch; 0
+    /// when it never started).
+    public func execMainStartTimestamp(_ unit: String) throws(RuntimeActionError) -> UInt64 {
+        try numberProperty(unit, "org.freedesktop.systemd1.Service", "ExecMainStartTimestamp", type: "t")
     }
 
     public func canReload(_ unit: String) throws(RuntimeActionError) -> Bool {

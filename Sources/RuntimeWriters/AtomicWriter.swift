@@ -362,6 +362,9 @@ public struct AtomicWriter: Sendable {
             var next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if next < 0 && errno == ENOENT && create {
                 if mkdirat(fd, component, 0o755) == 0 {
+                    // The umask (the unit's is 0077) must not decide who can read runtime
+                    // configuration: rootless podman and skopeo read registries.conf.d.
+                    _ = fchmodat(fd, component, 0o755, 0)
                     created.append(walked.joined(separator: "/"))
                     if syncCreated { fsync(fd) }
                 } else if errno != EEXIST {
@@ -390,7 +393,9 @@ public struct AtomicWriter: Sendable {
         var current = ""
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+            if mkdir(current, 0o755) == 0 {
+                _ = chmod(current, 0o755)  // not the umask's choice, as above
+            } else if errno != EEXIST {
                 throw WriteError(path: current, message: "cannot create directory: \(String(cString: strerror(errno)))")
             }
         }

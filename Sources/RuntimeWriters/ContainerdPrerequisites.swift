@@ -104,6 +104,10 @@ public struct ContainerdPrerequisites: Sendable {
     public var legacyMirrors: [LegacyContainerdMirror]
     /// The patched files that would fix every check (empty when nothing needs fixing).
     public var fixes: [ConfigFix]
+    /// containerd 2.1+ without `use_local_image_pull`: `config_path` must be one directory.
+    public var criPullsThroughTransferService = false
+    /// From `containerd --version`, when known.
+    public var containerdVersion: String?
 
     public var needsFix: Bool { checks.contains { $0.status == .missing || $0.status == .wrong } }
 
@@ -168,17 +172,42 @@ public struct ContainerdPrerequisites: Sendable {
             configFile: configFile, exists: loaded != nil, schemaVersion: schema, containerdMajor: containerdMajor, checks: [],
             hostsDirectory: preferredHostsDirectory ?? Reconciler.defaultHostsDirectory, legacyMirrors: [], fixes: [])
 
-        // config_path
+        // config_path. What the CRI plugin makes of it depends on the version:
+        //  * 2.2+ reads a missing config_path (and an empty one in a version-2 file, which it
+        //    migrates) as "/etc/containerd/certs.d:/etc/docker/certs.d";
+        //  * 2.1+ pulls through the transfer service (unless use_local_image_pull), which takes
+        //    config_path as ONE directory: a list there means no hosts.toml is ever found.
+        let version = ContainerdVersion(containerdVersion)
+        let useLocalImagePull = schema >= 3 && files.last { value($0.table, plugin + ["use_local_image_pull"]) != nil }
+            .flatMap { value($0.table, plugin + ["use_local_image_pull"])?.bool } == true
+        let transfer = (version?.criPullsThroughTransferService ?? (schema >= 3)) && !useLocalImagePull
+        result.criPullsThroughTransferService = transfer
+        result.containerdVersion = containerdVersion
         let configPathOwner = owner(of: configPathKey)
-        let configPath = configPathOwner.flatMap { value($0.table, configPathKey)?.string }
-            ?? (loaded == nil && containerdVersion.map(isAtLeast22) == true ? "/etc/containerd/certs.d:/etc/docker/certs.d" : nil)
+        let configured = configPathOwner.flatMap { value($0.table, configPathKey)?.string }
+        var configPath = configured
+        var defaulted = false
+        if let fallback = version?.defaultConfigPath {
+            let ownerSchema = configPathOwner?.table["version"]?.int ?? schema
+            if configured == nil || (configured == "" && ownerSchema < 3) {
+                configPath = fallback
+                defaulted = true
+            }
+        } else if loaded == nil, containerdVersion.map(isAtLeast22) == true {
+            configPath = "/etc/containerd/certs.d:/etc/docker/certs.d"
+            defaulted = true
+        }
         var setConfigPath: String?
         if let configPath, !configPath.isEmpty {
             let entries = configPath.split(separator: ":").map(String.init)
             result.hostsDirectory = entries[0]
             let (file, line) = place(configPathOwner, configPathKey)
-            if entries.count > 1 {
-                checks.append(Check(name: "config_path", status: .warning, message: "config_path is a list (\(configPath)); hosts.toml files go to its first entry, \(entries[0]). containerd 2.1+'s transfer service reads the whole string as one directory, so pulls through it ignore hosts.toml", file: file, line: line))
+            let shown = defaulted ? "config_path is \(configured == nil ? "not set" : "empty"), which containerd \(containerdVersion ?? "2.2+") reads as \(configPath)" : "config_path is a list (\(configPath))"
+            if entries.count > 1 && transfer {
+                setConfigPath = entries[0]
+                checks.append(Check(name: "config_path", status: .wrong, message: "\(shown): containerd 2.1+ pulls images for the CRI plugin through its transfer service, which reads the whole string as one directory, so no hosts.toml is used; the fix sets it to \"\(entries[0])\"", file: file ?? fixTarget.map { root.path($0.hostPath) } ?? root.path(configFile), line: line))
+            } else if entries.count > 1 {
+                checks.append(Check(name: "config_path", status: .warning, message: "\(shown); hosts.toml files go to its first entry, \(entries[0]). With use_local_image_pull the CRI plugin reads the list; ctr and other transfer-service clients need --hosts-dir \(entries[0])", file: file, line: line))
             } else {
                 checks.append(Check(name: "config_path", status: .ok, message: "config_path = \"\(configPath)\"", file: file, line: line))
             }
@@ -272,8 +301,8 @@ public struct ContainerdPrerequisites: Sendable {
     }
 
     /// The checks for a candidate file on its own (used to verify a fix before it is written).
-    public static func evaluateCandidate(_ candidate: ContainerdConfigFiles, configFile: String, root: HostRoot, containerdMajor: Int) -> [Check] {
-        evaluate(candidate, configFile: configFile, root: root, containerdVersion: "\(containerdMajor).0.0", preferredHostsDirectory: nil).checks
+    public static func evaluateCandidate(_ candidate: ContainerdConfigFiles, configFile: String, root: HostRoot, containerdVersion: String?, containerdMajor: Int) -> [Check] {
+        evaluate(candidate, configFile: configFile, root: root, containerdVersion: containerdVersion ?? "\(containerdMajor).0.0", preferredHostsDirectory: nil).checks
     }
 
     static func isAtLeast22(_ version: String) -> Bool {

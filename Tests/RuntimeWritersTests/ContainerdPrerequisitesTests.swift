@@ -104,10 +104,15 @@ final class ContainerdPrerequisitesTests: ScratchRootTestCase {
 
     func testConfigPathListIsReportedAndItsFirstEntryUsed() throws {
         try write("/etc/containerd/config.toml", "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d:/etc/docker/certs.d\"\n")
+        // 2.1+ CRI pulls go through the transfer service, which reads the list as one directory.
         let p = try inspect(version: "2.2.0")
-        XCTAssertEqual(status(p, "config_path"), .warning)
+        XCTAssertEqual(status(p, "config_path"), .wrong)
         XCTAssertEqual(p.hostsDirectory, "/etc/containerd/certs.d")
-        XCTAssertFalse(p.needsFix)
+        XCTAssertEqual(try TOMLTable(string: p.fixes[0].after)["plugins"]?["io.containerd.cri.v1.images"]?["registry"]?["config_path"]?.string, "/etc/containerd/certs.d")
+        // 2.0 pulls locally and splits the list: its first entry is used, as reported.
+        let old = try inspect(version: "2.0.5")
+        XCTAssertEqual(status(old, "config_path"), .warning)
+        XCTAssertFalse(old.needsFix)
     }
 
     func testMissingFileMeansDefaults() throws {
@@ -117,7 +122,7 @@ final class ContainerdPrerequisitesTests: ScratchRootTestCase {
         XCTAssertEqual(old.fixes.map(\.hostPath), ["/etc/containerd/config.toml"])
         XCTAssertEqual(try TOMLTable(string: old.fixes[0].after)["version"]?.int, 2)
         let new = try inspect(version: "2.2.1")
-        XCTAssertEqual(status(new, "config_path"), .warning, "2.2+ defaults config_path to a list")
+        XCTAssertEqual(status(new, "config_path"), .wrong, "2.2+ defaults config_path to a list, which transfer-service pulls read as one directory")
         XCTAssertEqual(new.hostsDirectory, "/etc/containerd/certs.d")
     }
 

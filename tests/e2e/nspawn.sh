@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# A real systemd to test against: a debootstrapped Debian bookworm root (systemd, D-Bus,
-# containerd) booted with `systemd-nspawn -b`. Sourced by the e2e suite (run.sh) and selftest.sh.
+# A real systemd to test against: a debootstrapped Debian root (minbase + systemd-sysv + Debian's
+# containerd with its stock config; bookworm, trixie or sid: $E2E_SUITE) booted with
+# `systemd-nspawn -b`. Sourced by the e2e suite (run.sh) and selftest.sh.
 #
 #   source tests/e2e/nspawn.sh
 #   trap e2e_shutdown EXIT              # the library registers no trap itself
@@ -10,8 +11,16 @@
 #   e2e_copy_in ./x.deb /root/ && e2e_exec apt-get install -y /root/x.deb   # offline: deps in the root
 #   e2e_shutdown                        # poweroff, TERM, KILL; bounded; safe to call twice
 #
-# The root is built once with debootstrap and cached as a tarball under .cache/e2e/ (git-ignored),
-# keyed by suite, package list and recipe version; each run unpacks a fresh copy, so runs do not
+# The root is built once with `debootstrap --variant=minbase` and cached as a tarball under
+# $E2E_CACHE (default /var/cache/mirror-agent-e2e, outside the clone, so CI runs on the same
+# machine reuse it), keyed by suite, package lists and recipe version. What the root holds:
+#  * E2E_PACKAGES (default systemd-sysv,containerd): an init to boot and the runtime under test,
+#    nothing else. Whatever else mirror-agent uses must come from its .deb's Depends, which
+#    `apt install ./mirror-agent.deb` resolves from the Debian archive (the suite's lists are
+#    refreshed first: sid's move daily).
+#  * E2E_TEST_PACKAGES (default skopeo): TEST-SIDE tools, not installed in the root: their .debs
+#    (with what they need beyond the root) are downloaded into /var/cache/e2e-test-debs/ and the
+#    suite installs them after the agent, so they cannot hide a missing Depends. each run unpacks a fresh copy, so runs do not
 # contaminate each other. nspawn shares the host's network namespace: registries on the host's
 # 127.0.0.1 are reachable from inside. Needs root. Every wait is bounded. Safe under `set -u`;
 # does not change the caller's shell options; functions return non-zero instead of exiting.
@@ -40,20 +49,22 @@
 #  * If nspawn itself is killed, the machine's init is reparented and keeps running; e2e_shutdown
 #    kills that init too (which ends every process of the machine's PID namespace).
 #
+# sid's systemd (and trixie's 257) refuse the host's cgroup v1 (hybrid) layout; e2e_boot sets
+# SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 for every suite but bookworm (override: E2E_UNIFIED=0|1).
+#
 # Tunables (environment, all optional): E2E_CACHE (cache directory), E2E_SUITE, E2E_MIRROR (apt
 # mirror for debootstrap; default from the host's apt sources), E2E_HOSTNAME, E2E_BOOT_TIMEOUT
 # (s, default 90), E2E_SHUTDOWN_TIMEOUT (s, default 20), E2E_EXEC_TIMEOUT (s per e2e_exec
 # command, default 300, 0 = none), E2E_BUILD_LOCK_TIMEOUT (s to wait for a concurrent cache
 # build, default 900), E2E_APT_LOCK_TIMEOUT (s to wait for the host's dpkg lock, default 300).
 
-: "${E2E_CACHE:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.cache/e2e}"
+: "${E2E_CACHE:=/var/cache/mirror-agent-e2e}"
 : "${E2E_SUITE:=bookworm}"
 : "${E2E_HOSTNAME:=e2e-test}"
-# libsystemd0, libyaml-0-2, libstdc++6 (and libc6, libgcc-s1 from the base) are what
-# mirror-agent's .deb depends on, so `apt install ./mirror-agent.deb` inside needs no network.
-: "${E2E_PACKAGES:=systemd,systemd-sysv,dbus,containerd,ca-certificates,libsystemd0,libyaml-0-2,libstdc++6,procps}"
+: "${E2E_PACKAGES:=systemd-sysv,containerd}"
+: "${E2E_TEST_PACKAGES:=skopeo}"
 # Bump when the cache-building steps below change, so old tarballs are not reused.
-E2E_RECIPE_VERSION=3
+E2E_RECIPE_VERSION=4
 # State of the booted machine (kept if the file is sourced again).
 : "${E2E_ROOT:=}" "${E2E_NSPAWN_PID:=}" "${E2E_INIT_PID:=}" "${E2E_MACHINE_LOG:=}"
 : "${E2E_MACHINE:=}" "${E2E_INIT_START:=}" "${E2E_CGROUPS:=}" "${E2E_ROOT_INODE:=}"
@@ -116,7 +127,8 @@ e2e_mirror() {
 # e2e_cache_tarball: prints the path of the cached root for the current settings.
 e2e_cache_tarball() {
   local key
-  key=$(printf 'suite=%s variant=minbase include=%s recipe=%s\n' "$E2E_SUITE" "$E2E_PACKAGES" "$E2E_RECIPE_VERSION" \
+  key=$(printf 'suite=%s variant=minbase include=%s test=%s recipe=%s\n' "$E2E_SUITE" "$E2E_PACKAGES" \
+    "$E2E_TEST_PACKAGES" "$E2E_RECIPE_VERSION" \
     | sha256sum | cut -c1-12)
   echo "$E2E_CACHE/$E2E_SUITE-$key.tar"
 }
@@ -138,18 +150,20 @@ _e2e_rm_build() {
 _e2e_build_cache() {
   local tarball=$1 fd rc=0 build log mirror t0
   mkdir -p "$E2E_CACHE" || return 1
-  exec {fd}>"$E2E_CACHE/.build.lock" || return 1
+  # One lock per tarball: the suites of the matrix build in parallel.
+  exec {fd}>"$tarball.lock" || return 1
   if ! flock -w "${E2E_BUILD_LOCK_TIMEOUT:-900}" "$fd"; then
-    _e2e_log "timed out waiting for another build of the cache ($E2E_CACHE/.build.lock)"
+    _e2e_log "timed out waiting for another build of the cache ($tarball.lock)"
     exec {fd}>&-; return 1
   fi
   if [ -f "$tarball" ]; then exec {fd}>&-; return 0; fi   # built by whoever held the lock
-  # Leftovers of an interrupted build (under the lock, so nobody else is building).
-  for build in "$E2E_CACHE"/build.*; do [ -e "$build" ] && _e2e_rm_build "$build"; done
-  rm -f "$E2E_CACHE"/*.tar.tmp
-  build=$(mktemp -d "$E2E_CACHE/build.XXXXXX") || { exec {fd}>&-; return 1; }
+  # Leftovers of an interrupted build of this tarball (under its lock: nobody else builds it).
+  local stem=${tarball%.tar}
+  for build in "$stem".build.*; do [ -e "$build" ] && _e2e_rm_build "$build"; done
+  rm -f "$tarball.tmp"
+  build=$(mktemp -d "$stem.build.XXXXXX") || { exec {fd}>&-; return 1; }
   chmod 755 "$build"   # mktemp -d makes it 0700; as the root's "/" that locks out dbus & co.
-  log="$E2E_CACHE/debootstrap.log"
+  log="$stem.debootstrap.log"
   mirror=$(e2e_mirror)
   t0=$(_e2e_now)
   _e2e_log "debootstrap $E2E_SUITE from $mirror (about a minute; log: $log; cached as $tarball)"
@@ -163,7 +177,20 @@ _e2e_build_cache() {
     ln -sf /dev/null "$build/etc/systemd/system/getty@tty1.service"
     # The downloaded .debs are not needed (the package lists stay, for apt's resolver).
     rm -f "$build"/var/cache/apt/archives/*.deb "$build"/var/cache/apt/*.bin
-    echo "suite=$E2E_SUITE include=$E2E_PACKAGES recipe=$E2E_RECIPE_VERSION mirror=$mirror built=$(date -u +%FT%TZ)" \
+    # TEST-SIDE packages: downloaded, not installed (see the top); e2e_install_test_packages.
+    if [ -n "$E2E_TEST_PACKAGES" ]; then
+      mkdir -p "$build/var/cache/e2e-test-debs/partial"
+      # shellcheck disable=SC2086
+      if ! timeout 900 chroot "$build" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+          apt-get install -y -q --download-only --no-install-recommends \
+          -o Dir::Cache::archives=/var/cache/e2e-test-debs ${E2E_TEST_PACKAGES//,/ } >> "$log" 2>&1; then
+        _e2e_log "cannot download the test-side packages ($E2E_TEST_PACKAGES):"; tail -20 "$log" >&2; rc=1
+      fi
+      rm -rf "$build/var/cache/e2e-test-debs/partial" "$build"/var/cache/apt/*.bin
+    fi
+  fi
+  if [ $rc = 0 ]; then
+    echo "suite=$E2E_SUITE include=$E2E_PACKAGES test=$E2E_TEST_PACKAGES recipe=$E2E_RECIPE_VERSION mirror=$mirror built=$(date -u +%FT%TZ)" \
       > "$build/etc/e2e-root"
     if tar --numeric-owner --xattrs --xattrs-include='*' --acls -C "$build" -cf "$tarball.tmp" . \
         && mv -f "$tarball.tmp" "$tarball"; then
@@ -175,6 +202,25 @@ _e2e_build_cache() {
   _e2e_rm_build "$build"
   exec {fd}>&-
   return $rc
+}
+
+# e2e_build_cache: builds the cached root for the current settings unless it exists (for CI
+# stages and to build the suites of the matrix in parallel).
+e2e_build_cache() {
+  local tarball
+  e2e_require_tools || return 1
+  tarball=$(e2e_cache_tarball)
+  [ -f "$tarball" ] || _e2e_build_cache "$tarball"
+}
+
+# e2e_install_test_packages: installs the TEST-SIDE packages downloaded at cache build time
+# (E2E_TEST_PACKAGES) inside the running machine, offline. Call it after the agent's install.
+e2e_install_test_packages() {
+  [ -n "${E2E_TEST_PACKAGES:-}" ] || return 0
+  # dpkg, not apt: the set was resolved against the root when the cache was built, and apt would
+  # re-resolve it against lists refreshed since (and want to download).
+  e2e_exec sh -c 'ls /var/cache/e2e-test-debs/*.deb >/dev/null 2>&1 || exit 0
+    dpkg -i /var/cache/e2e-test-debs/*.deb' >/dev/null
 }
 
 # e2e_prepare_root DEST: makes DEST (must not exist, or be an empty directory) a fresh copy of
@@ -249,7 +295,7 @@ _e2e_nspawn_alive() {
 # (the machine is left up for inspection: call e2e_shutdown). Call it in the calling shell, not
 # in $(...) or a pipeline, or the variables are lost.
 e2e_boot() {
-  local dest=${1:-${E2E_ROOT:-}} deadline state="" cg
+  local dest=${1:-${E2E_ROOT:-}} deadline state="" cg unified
   if [ -z "$dest" ] || [ ! -x "$dest/sbin/init" ]; then _e2e_log "e2e_boot: '$dest' is not a prepared root"; return 1; fi
   if _e2e_nspawn_alive; then _e2e_log "e2e_boot: a machine is already running (pid $E2E_NSPAWN_PID)"; return 1; fi
   e2e_require_tools || return 1
@@ -266,6 +312,10 @@ e2e_boot() {
       mkdir -p "$cg" 2>/dev/null && echo "$BASHPID" > "$cg/cgroup.procs" 2>/dev/null \
         || echo "# e2e: could not move into $cg; starting nspawn in the current cgroup" >&2
     done
+    # sid's systemd (and trixie's) will not boot on the host's cgroup v1 layout.
+    unified=${E2E_UNIFIED:-}
+    [ -z "$unified" ] && { [ "$E2E_SUITE" = bookworm ] && unified=0 || unified=1; }
+    [ "$unified" = 1 ] && export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
     exec systemd-nspawn --directory="$E2E_ROOT" --machine="$E2E_MACHINE" \
       --register=no --keep-unit --console=read-only \
       --resolv-conf=off --timezone=off --link-journal=no \

@@ -61,7 +61,7 @@ echo "# hand edit" >> "$HOSTS/docker.io/hosts.toml"
 check "a hand edit of a managed hosts.toml is repaired" wait_until 10 bash -c "! grep -q 'hand edit' '$HOSTS/docker.io/hosts.toml'"
 rm "$DROPIN"
 check "a deleted managed drop-in is rewritten" wait_until 10 test -f "$DROPIN"
-check "the repair is logged with the file name" grep -q "repaired drift: .*99-mirror-agent.conf" "$H_TMP/daemon.log"
+check "the repair is logged with the file name" wait_until 10 grep -q "repaired drift: .*99-mirror-agent.conf" "$H_TMP/daemon.log"
 
 # The whole directory replaced (as a ConfigMap mount or a config-management tool does).
 new=$(mktemp -d "$D/etc/.mirror-agent-new.XXXXXX")
@@ -82,3 +82,33 @@ kill -TERM "$DAEMON_PID"
 check "SIGTERM stops it cleanly (exit 0)" bash -c "for i in \$(seq 1 50); do kill -0 $DAEMON_PID 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
 wait "$DAEMON_PID" 2>/dev/null; rc=$?
 check "with status 0" test "$rc" -eq 0
+
+# Issue 22: the restart a pass decides is on disk before config.toml changes, and a new daemon
+# (after kill -9) picks it up; with --root nothing can be restarted, so it stays pending and is
+# reported.
+P=$(mktemp -d "$H_TMP/pending.XXXXXX")
+mkdir -p "$P/etc/mirror-agent/mirrors.d" "$P/etc/containerd"
+printf 'version = 2\n' > "$P/etc/containerd/config.toml"
+printf 'runtimes: [containerd]\ndaemon: {debounce: 50ms, restartDelay: 100ms}\nprobe: {enabled: false}\n' > "$P/etc/mirror-agent/agent.yaml"
+printf 'mirrors:\n  docker.io:\n    endpoint: ["http://127.0.0.1:5000"]\n' > "$P/etc/mirror-agent/mirrors.d/a.yaml"
+"$AGENT" run --root "$P" > "$H_TMP/pending1.log" 2>&1 &
+PPID1=$!
+H_PIDS+=($PPID1)
+RECORD="$P/var/lib/mirror-agent/pending-actions.json"
+check "the daemon fixes config.toml" wait_until 10 grep -q config_path "$P/etc/containerd/config.toml"
+check "the containerd restart it calls for is recorded, with the original to restore" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["containerdRestart"]
+sys.exit(0 if "config.toml fixed" in r["reason"] and r["originals"][0]["contents"] == "version = 2\n" else 1)' "$RECORD"
+check "the record is private (mode 0600: it may hold config.toml)" test "$(stat -c %a "$RECORD")" = 600
+kill -KILL "$PPID1"; wait "$PPID1" 2>/dev/null
+"$AGENT" run --root "$P" > "$H_TMP/pending2.log" 2>&1 &
+PPID2=$!
+H_PIDS+=($PPID2)
+check "a new daemon picks the pending restart up" wait_until 10 grep -q 'a containerd restart decided earlier is still pending (config.toml fixed' "$H_TMP/pending2.log"
+check "and reports it in status.json (restart-pending, with the reason)" wait_until 10 python3 -c '
+import json, sys
+c = [r for r in json.load(open(sys.argv[1]))["runtimes"] if r["name"] == "containerd"][0]
+sys.exit(0 if c["state"] == "restart-pending" and "config.toml fixed" in c.get("pendingReason", "") else 1)' "$P/run/mirror-agent/status.json"
+check "mirror-agent check reports it (exit 3)" bash -c "'$AGENT' check --root '$P' > '$H_TMP/pending-check.out'; [ \$? -eq 3 ] && grep -q 'restart pending: config.toml fixed' '$H_TMP/pending-check.out'"
+kill -TERM "$PPID2"; wait "$PPID2" 2>/dev/null

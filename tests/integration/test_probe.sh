@@ -61,6 +61,26 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
   wait_until 10 _h_port_open "$H_LAST_PID" "$NF_PORT"
 }
 start_http_404
+# A listener whose accept queue is full: the kernel drops new SYNs, so a connect never completes
+# (a TCP connect timeout on loopback, as from a firewall that drops packets).
+start_full_listener() {
+  FULL_PORT=$(free_port)
+  _h_spawn "$H_TMP/full.log" python3 -u -c "$_H_PY_GUARD"'
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(0)
+held = []
+for _ in range(4):  # fill the accept queue; they are never accepted
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(("127.0.0.1", int(sys.argv[1])))
+    except BlockingIOError: pass
+    held.append(c)
+print("full", flush=True)
+while True: time.sleep(60)
+' "$FULL_PORT" "$$" "$H_MAX_LIFETIME"
+  wait_until 10 grep -q full "$H_TMP/full.log"
+}
+start_full_listener
 start_registry PROBED
 start_registry PROBEDTLS tls
 start_hung_listener
@@ -74,6 +94,8 @@ up-https-system-ca|https://$REG_PROBEDTLS_ADDR||up|-|
 up-https-client-cert|https://127.0.0.1:$TLS_CLIENTCERT_PORT|{clientCertificate: /etc/mirror-agent/pki/client.crt, clientKey: /etc/mirror-agent/pki/client.key}|up|-|
 refused-http|http://127.0.0.1:$closed_port||failing|connection-refused|connection refused
 refused-https|https://127.0.0.1:$closed_port||failing|connection-refused|connection refused
+connect-timeout-http|http://127.0.0.1:$FULL_PORT||failing|connect-timeout|timed out connecting
+connect-timeout-https|https://127.0.0.1:$FULL_PORT||failing|connect-timeout|timed out connecting
 hung-http|http://127.0.0.1:$HUNG_PORT||failing|answer-timeout|timed out waiting for an answer
 hung-https|https://127.0.0.1:$HUNG_PORT||failing|tls-handshake-timeout|timed out in the TLS handshake
 unknown-ca|https://127.0.0.1:$TLS_UNTRUSTED_PORT||failing|tls-unknown-ca|TLS handshake failed: unknown CA
@@ -124,7 +146,7 @@ while IFS='|' read -r name url tls state code words; do
   fi
 done <<< "$CASES"
 check "the round took about one timeout, not the sum" python3 -c "import json,sys; r=json.load(open('$H_TMP/probe.json'))['results']; sys.exit(0 if max(x['latencySeconds'] for x in r) < 3.5 else 1)"
-check "probe: the summary counts every endpoint" grep -qE '^12 endpoints: 3 up, 9 down$' "$H_TMP/probe.txt"
+check "probe: the summary counts every endpoint" grep -qE '^14 endpoints: 3 up, 11 down$' "$H_TMP/probe.txt"
 
 # 2. The daemon: after its first round every endpoint is counted, failing ones with k/3 and cause.
 "$AGENT" run --root "$P" > "$H_TMP/cases-daemon.log" 2>&1 &
@@ -138,8 +160,8 @@ check "the daemon's first round is in status.json" wait_until 20 first_round
 "$AGENT" status --root "$P" --json > "$H_TMP/status.json" 2>&1
 sed 's/^/#   /' "$H_TMP/status.txt"
 cp "$P/var/lib/prometheus/node-exporter/mirror_agent.prom" "$H_TMP/cases.prom"
-check "STATUS line counts every endpoint (3 up, 9 failing 1/3) and names one with its cause" \
-  grep -qE '^status: +1[0-9] registries, 12 mirrors: 3 up, 9 failing \(1/3\) \[.* failing \(1/3\): .+\]' "$H_TMP/status.txt"
+check "STATUS line counts every endpoint (3 up, 11 failing 1/3) and names one with its cause" \
+  grep -qE '^status: +1[0-9] registries, 14 mirrors: 3 up, 11 failing \(1/3\) \[.* failing \(1/3\): .+\]' "$H_TMP/status.txt"
 status_row() { # SOURCE -> "state|code|error"
   python3 - "$H_TMP/status.json" "$1" <<'PY2'
 import json, sys

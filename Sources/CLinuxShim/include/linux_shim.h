@@ -15,6 +15,9 @@
 int msa_signalfd_open(void);
 /// Reads one signal number from the signalfd (0 if none, -errno on error).
 int msa_signalfd_read(int fd);
+/// As msa_signalfd_read, and stores in `*value` the integer a sigqueue(3) sender attached to the
+/// signal (0 for a plain kill(2)).
+int msa_signalfd_read_value(int fd, int32_t *value);
 
 /// A monotonic one-shot (interval 0) or periodic timer; returns the fd or -errno.
 int msa_timerfd_open(void);

@@ -33,10 +33,19 @@ final class Daemon {
     var lastGoodFiles: [String] = []
     var status: StatusReport?
     var pendingRestart: [Reconciliation.ConfigOriginal]?
+    /// Why containerd's restart is pending ("config.toml fixed ...", "restart pending: containerd
+    /// started before config.toml changed", ...), for the journal and status.
+    var pendingRestartReason: String?
     var pendingReload = false
-    var lastContainerdRestart: ContinuousClock.Instant?
+    /// agent.yaml was invalid when the daemon started: it runs report-only (passes as dry runs,
+    /// no config.toml patch, no restart or reload) until a valid agent.yaml is reloaded, rather
+    /// than on defaults that may undo an admin's explicit choices (fail closed).
+    var settingsProblem: String?
     var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
     var outputDirectories: [String] = []
+    /// containerd's config.toml and its imports (paths on this machine): a change by anyone is
+    /// checked by a pass (fixed where needed, and a restart planned if containerd runs older).
+    var containerdConfigFiles: Set<String> = []
 
     // Mirror health.
     var prober: MirrorProber?
@@ -60,13 +69,22 @@ final class Daemon {
     let statusTimer: Int32
     var desiredChanged = false
     var outputChanged: Set<String> = []
-    /// After a pass that could not write everything (disk full, read-only /etc...), the next
-    /// try comes after this long, doubling up to a minute.
-    var retryDelay: Duration?
+    /// Failing passes in a row (disk full, read-only /etc...): the next try comes after
+    /// `retrySchedule.delay(afterFailures:)`, and not sooner. While a retry is due, changes of
+    /// managed files wait for it (the retry rewrites them anyway); a desired-state change (new
+    /// input) is tried after the debounce.
+    var failuresInARow = 0
+    var retryDue = false
+    let retrySchedule = RetrySchedule()
+    /// What the last failing pass could not do, and the warnings of the last pass: logged again
+    /// only when they change, so a persistent failure logs one line per retry.
+    var lastFailures: [String] = []
+    var lastWarnings: Set<String> = []
 
-    init(root: HostRoot, settings: AgentSettings, logger: Logger) throws(RuntimeError) {
+    init(root: HostRoot, settings: AgentSettings, logger: Logger, settingsProblem: String? = nil) throws(RuntimeError) {
         self.root = root
         self.settings = settings
+        self.settingsProblem = settingsProblem
         self.logger = logger
         watcher = try FileWatcher()
         signals = msa_signalfd_open()
@@ -95,6 +113,7 @@ final class Daemon {
     /// Runs until SIGTERM or SIGINT; returns the exit status.
     func run() -> Int32 {
         watchEverything()
+        resumePendingActions()
         handleFileEvents(ownWrites: reconcile(reason: "start"))
         notifier.ready(status: status?.statusLine() ?? "started")
         armWatchdog()
@@ -114,13 +133,14 @@ final class Daemon {
                 return 1
             }
             if fds[1].revents != 0 {
-                let signal = msa_signalfd_read(signals)
+                var request: Int32 = 0
+                let signal = msa_signalfd_read_value(signals, &request)
                 if signal == SIGTERM || signal == SIGINT {
                     notifier.stopping()
                     logger.info("stopping on signal \(signal)")
                     return 0
                 }
-                if signal == SIGHUP { reload() }
+                if signal == SIGHUP { reload(request: request) }
             }
             if fds[0].revents != 0 { handleFileEvents() }
             if fds[2].revents != 0, msa_timerfd_read(debounceTimer) > 0 { debounced() }
@@ -150,7 +170,8 @@ final class Daemon {
         probeInFlight = round
         let mailbox = probeMailbox
         let wake = probeDone.write
-        probeTask = Task {
+        // Normal priority: a task made on the main thread would be user-initiated (nice -2).
+        probeTask = Task(priority: .medium) {
             let results = await prober.probe(targets)
             mailbox.put(round: round, results)
             var byte: UInt8 = 1
@@ -218,7 +239,8 @@ final class Daemon {
 
     private func watchEverything() {
         // /etc is watched for /etc/mirror-agent itself appearing or being replaced.
-        watcher.watch(desiredDirectories + outputDirectories)
+        let configDirectories = Set(containerdConfigFiles.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) })
+        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted())
     }
 
     /// Sorts pending file events into desired-state changes and changes to managed files.
@@ -239,20 +261,25 @@ final class Daemon {
             } else if desired.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 // A desired-state directory itself appeared, went away or was replaced.
                 desiredChanged = true
+            } else if containerdConfigFiles.contains(path) {
+                outputChanged.insert(path)
             } else if outputDirectories.contains(event.directory) || outputDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 outputChanged.insert(path)
             }
         }
-        if desiredChanged || !outputChanged.isEmpty {
+        // New input is tried after the debounce; changes of managed files wait for a retry
+        // that is due (it rewrites them anyway), so a failing pass is not re-run per event.
+        if desiredChanged || (!outputChanged.isEmpty && !retryDue) {
             _ = msa_timerfd_arm(debounceTimer, nanoseconds(settings.daemon.debounce), 0)
         }
     }
 
     private func debounced() {
         let drift = outputChanged
-        let reason = desiredChanged ? "desired state changed" : "managed files changed"
+        let reason = desiredChanged ? "desired state changed" : retryDue ? "retry" : "managed files changed"
         desiredChanged = false
         outputChanged = []
+        retryDue = false
         let changed = reconcile(reason: reason)
         handleFileEvents(ownWrites: changed)
         if !drift.isEmpty && !changed.isEmpty {
@@ -262,13 +289,26 @@ final class Daemon {
         }
     }
 
-    private func reload() {
+    /// `request` is the number `mirror-agent reload` sent with SIGHUP; the status file echoes it
+    /// with the outcome, which is how that command (systemd's ExecReload=) knows the result.
+    private func reload(request: Int32 = 0) {
         notifier.reloading(status: "reloading agent.yaml")
         let (fresh, diagnostics) = AgentSettings.load(root: root)
+        var refused = diagnostics.errors.first.map { "\($0.description)\(diagnostics.errors.count > 1 ? " (+\(diagnostics.errors.count - 1) more)" : "")" }
         if diagnostics.hasErrors {
             for d in diagnostics.errors { logger.error("\(d.description)", metadata: ["file": "\(d.location?.file ?? "")"]) }
-            logger.error("agent.yaml is invalid; the previous settings stay in force")
+            if settingsProblem != nil {
+                settingsProblem = Self.settingsProblem(diagnostics.errors)
+                logger.error("agent.yaml is still invalid; staying report-only")
+            } else {
+                logger.error("agent.yaml is invalid; the previous settings stay in force")
+            }
         } else {
+            if settingsProblem != nil {
+                logger.notice("agent.yaml is valid again; leaving report-only mode")
+                settingsProblem = nil
+                resumePendingActions()
+            }
             let probeChanged = fresh.probe != settings.probe
             settings = fresh
             logger.info("agent.yaml re-read")
@@ -284,6 +324,11 @@ final class Daemon {
         }
         handleFileEvents(ownWrites: reconcile(reason: "reload"))
         notifier.ready(status: status?.statusLine() ?? "reloaded")
+        if status?.result == "invalid" { refused = refused ?? status?.error }
+        if var report = status {
+            report.reload = .init(request: request, time: Date(), result: refused == nil ? "ok" : "refused", error: refused)
+            publish(report)
+        }
     }
 
     // MARK: - Reconcile
@@ -293,7 +338,7 @@ final class Daemon {
     private func reconcile(reason: String) -> [String] {
         generation += 1
         let down = settings.probe.onUnhealthy == .demote ? tracker.down : []
-        let reconciliation = Reconciliation(root: root, settings: settings, down: down)
+        let reconciliation = Reconciliation(root: root, settings: settings, dryRun: settingsProblem != nil, down: down)
         let result = reconciliation.run()
         metrics.lastReconcile = Date()
         let now = Date()
@@ -301,6 +346,7 @@ final class Daemon {
             pid: getpid(), generation: generation, result: "ok", lastReconcile: now, lastSuccess: status?.lastSuccess, error: nil,
             desiredFiles: result.files, registries: result.model.registries.count, mirrors: result.model.mirrorCount,
             managedFiles: status?.managedFiles ?? [], lastChanged: [], warnings: [], runtimes: [])
+        report.reload = status?.reload
 
         if result.invalid {
             let errors = result.diagnostics.errors
@@ -330,13 +376,29 @@ final class Daemon {
             if change.path.hasSuffix("/hosts.toml"), let directory = change.path.split(separator: "/").dropLast().last {
                 metadata["registry"] = "\(ContainerdHostsRenderer.host(forDirectory: String(directory)))"
             }
-            logger.info("\(change.kind.rawValue) \(root.path(change.path))", metadata: metadata)
+            logger.info("\(settingsProblem == nil ? "" : "report-only, would have ")\(change.kind.rawValue) \(root.path(change.path))", metadata: metadata)
         }
-        for warning in result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings {
+        // Warnings are logged when they first appear, not again on every pass.
+        let warnings = result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings
+        for warning in warnings where !lastWarnings.contains(warning.description) {
             logger.warning("\(warning.description)", metadata: ["file": "\(warning.location?.file ?? "")"])
         }
+        lastWarnings = Set(warnings.map(\.description))
         for note in result.notes where !changes.isEmpty { logger.info("\(note)") }
-        for failure in result.outcome.failures { logger.error("\(failure)") }
+        let failures = result.outcome.failures
+        let sameFailures = !failures.isEmpty && failures == lastFailures
+        // A failure no retry can mend (configuration), said once; the rest is retried.
+        let configurationErrors = failures.compactMap { reconciliation.crioConfigurationError($0) }
+        let retryable = failures.filter { reconciliation.crioConfigurationError($0) == nil }
+        if !sameFailures {
+            for (runtime, problems) in result.runtimeFailures.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                for problem in problems {
+                    logger.error("\(reconciliation.crioConfigurationError(problem) ?? problem)", metadata: ["runtime": "\(runtime.rawValue)"])
+                }
+            }
+            for failure in failures where !result.runtimeFailures.values.contains(where: { $0.contains(failure) }) { logger.error("\(failure)") }
+        }
+        lastFailures = failures
         for registry in result.model.registries where generation == 1 {
             logger.info(
                 "\(registry.source): \(registry.mirrors.map(\.displayURL).joined(separator: ", "))\(registry.sourcePolicy == .neverContactSource ? " (never contacts the source)" : "")",
@@ -347,28 +409,69 @@ final class Daemon {
         for action in result.pending {
             switch action {
             case .restartContainerd(let originals):
-                if pendingRestart == nil { pendingRestart = originals }
+                if pendingRestart == nil {
+                    pendingRestart = originals
+                    pendingRestartReason = reconciliation.loadPending().0.containerdRestart?.reason ?? "config.toml changed"
+                }
             case .reloadCRIO:
                 pendingReload = true
+            }
+        }
+        // Whoever changed config.toml (an admin, a package upgrade, an earlier run of the agent
+        // whose restart was lost), containerd running with an older one needs a restart too.
+        if pendingRestart == nil, let change = reconciliation.staleContainerd() {
+            let message = StaleRuntime.message(runtime: "containerd", file: change.path)
+            logger.notice("\(message) (\(change.path) changed after containerd's main process started)", metadata: ["runtime": "containerd", "file": "\(change.path)"])
+            pendingRestart = []
+            pendingRestartReason = message
+            for problem in reconciliation.updatePending({ $0.addContainerdRestart(.init(reason: message, decidedAt: Journal.realtimeMicroseconds())) }) {
+                logger.error("\(problem)")
             }
         }
         if pendingRestart != nil || pendingReload {
             _ = msa_timerfd_arm(restartTimer, nanoseconds(settings.daemon.restartDelay), 0)
         }
 
-        report.result = result.outcome.failures.isEmpty ? "ok" : "failed"
+        report.result = failures.isEmpty ? "ok" : "failed"
+        if let settingsProblem {
+            // Report-only: what a pass would change is said, nothing is written.
+            report.result = "invalid"
+            report.error = "\(settingsProblem); report-only: nothing is written or restarted until a valid agent.yaml is reloaded"
+            if generation == 1 || !changes.isEmpty { logger.error("\(report.error!)\(changes.isEmpty ? "" : " (\(changes.count) file\(changes.count == 1 ? "" : "s") would change)")") }
+            metrics.reconcileTotal["invalid", default: 0] += 1
+            report.lastChanged = []
+            report.managedFiles = result.plan.files.map { root.path($0.path) }
+            report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.description)
+            report.runtimes = runtimeStatus(result)
+            publish(report)
+            return []
+        }
         metrics.reconcileTotal[report.result, default: 0] += 1
-        if report.result == "failed" {
-            // Retry with backoff: nothing else may change to wake us up.
-            let delay = min((retryDelay ?? .milliseconds(500)) * 2, .seconds(60))
-            retryDelay = delay
-            desiredChanged = true
-            logger.error("could not put everything in force; retrying in \(delay)")
+        if report.result == "failed" && retryable.isEmpty {
+            // Only configuration errors: logged above when they first appeared; nothing to
+            // retry until something changes (an event starts the next pass).
+            failuresInARow = 0
+            retryDue = false
+        } else if report.result == "failed" {
+            // Retry with backoff: nothing else may change to wake us up. One line per retry.
+            failuresInARow += 1
+            let delay = retrySchedule.delay(afterFailures: failuresInARow)
+            retryDue = true
+            let inForce = result.plan.runtimes.filter { result.runtimeFailures[$0] == nil }.map(\.rawValue)
+            let kept = inForce.isEmpty || result.runtimeFailures.isEmpty ? "" : " (\(inForce.joined(separator: ", ")) in force)"
+            if sameFailures {
+                logger.error(
+                    "still cannot put everything in force\(kept): \(failures[0])\(failures.count > 1 ? " (+\(failures.count - 1) more)" : ""); retrying in \(delay) (failure \(failuresInARow) in a row)")
+            } else {
+                logger.error("could not put everything in force\(kept); retrying in \(delay)")
+            }
             _ = msa_timerfd_arm(debounceTimer, nanoseconds(delay), 0)
         } else {
-            retryDelay = nil
+            if failuresInARow > 0 { logger.notice("everything is in force again after \(failuresInARow) failing pass\(failuresInARow == 1 ? "" : "es")") }
+            failuresInARow = 0
+            retryDue = false
         }
-        report.error = result.outcome.failures.first
+        report.error = retryable.first ?? configurationErrors.first
         if report.result == "ok" { report.lastSuccess = now }
         report.lastChanged = changes.map { root.path($0.path) }
         report.managedFiles = result.plan.files.map { root.path($0.path) }
@@ -379,8 +482,14 @@ final class Daemon {
         // Managed directories are watched for hand edits.
         let directories = Set(result.plan.files.map { root.path($0.path) }.map { String($0[..<$0.lastIndex(of: "/")!]) })
             .union(result.plan.containerdHostsDirectory.map { [root.path($0)] } ?? [])
-        if directories.sorted() != outputDirectories {
+        var configFiles = Set<String>()
+        if result.plan.runtimes.contains(.containerd) {
+            let loaded = try? ContainerdConfigFiles.load(settings.containerd.configFile, root: root)
+            configFiles = Set((loaded?.files.map(\.hostPath) ?? [settings.containerd.configFile]).map { root.path($0) })
+        }
+        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles {
             outputDirectories = directories.sorted()
+            containerdConfigFiles = configFiles
             watchEverything()
         }
         return changes.map { root.path($0.path) }
@@ -392,10 +501,20 @@ final class Daemon {
             if runtime == .containerd {
                 entry.hostsDirectory = result.plan.containerdHostsDirectory
                 if result.prerequisites?.needsFix == true && !settings.containerd.fixConfig { entry.state = "needs-fix" }
-                if pendingRestart != nil { entry.pending = "restart" }
+                if pendingRestart != nil {
+                    entry.pending = "restart"
+                    entry.pendingReason = pendingRestartReason
+                }
             }
             if runtime == .crio && pendingReload { entry.pending = "reload" }
             if let pending = entry.pending { entry.state = "\(pending)-pending" }
+            if let failures = result.runtimeFailures[runtime] {
+                // Partial success: this runtime's files are not (all) in force; the others are.
+                let reconciliation = Reconciliation(root: root, settings: settings)
+                let configuration = failures.compactMap { reconciliation.crioConfigurationError($0) }
+                entry.state = configuration.count == failures.count ? "config-error" : "write-failed"
+                entry.error = failures.map { reconciliation.crioConfigurationError($0) ?? $0 }.joined(separator: "; ")
+            }
             if let (last, time) = runtimeHistory[runtime.rawValue] {
                 entry.lastAction = last
                 entry.lastActionTime = time
@@ -405,27 +524,80 @@ final class Daemon {
         }
     }
 
+    /// A restart or reload decided by an earlier run (this agent restarted, crashed or was
+    /// killed before carrying it out) is picked up from the state directory; it is carried out
+    /// after `restartDelay`, under the same policy and rate limit as a fresh one.
+    private func resumePendingActions() {
+        guard settingsProblem == nil else { return }
+        let (record, problem) = Reconciliation(root: root, settings: settings).loadPending()
+        if let problem { logger.error("\(problem)") }
+        if let restart = record.containerdRestart {
+            pendingRestart = restart.originals
+            pendingRestartReason = restart.reason
+            logger.notice(
+                "a containerd restart decided earlier is still pending (\(restart.reason), decided \(StatusReport.ago(Date(timeIntervalSince1970: Double(restart.decidedAt) / 1e6), now: Date()))); carrying it out",
+                metadata: ["runtime": "containerd"])
+        }
+        if let reload = record.crioReload {
+            pendingReload = true
+            logger.notice("a CRI-O reload decided earlier is still pending (\(reload.reason)); carrying it out", metadata: ["runtime": "crio"])
+        }
+        if pendingRestart != nil || pendingReload {
+            _ = msa_timerfd_arm(restartTimer, nanoseconds(settings.daemon.restartDelay), 0)
+        }
+    }
+
     private func performPendingActions() {
+        guard settingsProblem == nil else { return }
+        let reconciliation = Reconciliation(root: root, settings: settings)
         var actions: [Reconciliation.PendingAction] = []
+        var reports: [RuntimeActionReport] = []
+        let cannotAct = root != .system ? "--root is \(root), not this host's /" : nil
         if let originals = pendingRestart {
-            if let last = lastContainerdRestart, ContinuousClock.now - last < settings.daemon.minRestartInterval {
-                let wait = settings.daemon.minRestartInterval - (ContinuousClock.now - last)
+            let since = reconciliation.loadPending().0.lastContainerdRestart.map {
+                Duration.microseconds(Int64(Journal.realtimeMicroseconds()) - Int64($0))
+            }
+            switch RestartDecision.decide(
+                policyNever: settings.restart.policy == .never, cannotAct: cannotAct, sinceLastRestart: since,
+                minInterval: settings.daemon.minRestartInterval)
+            {
+            case .now:
+                actions.append(.restartContainerd(originals: originals))
+            case .wait(let wait):
                 logger.notice("containerd restart rate-limited; next in \(wait)")
                 _ = msa_timerfd_arm(restartTimer, nanoseconds(wait), 0)
-            } else {
-                actions.append(.restartContainerd(originals: originals))
-                pendingRestart = nil
-                lastContainerdRestart = .now
+            case .reportOnly(let why):
+                reports.append(
+                    RuntimeActionReport(
+                        unit: "containerd.service", action: "restart", result: .pending,
+                        message: "\(pendingRestartReason.map { $0.hasPrefix("restart pending") ? $0 : "restart pending (\($0))" } ?? "restart pending"): \(why)"))
             }
         }
         if pendingReload {
-            actions.append(.reloadCRIO)
-            pendingReload = false
+            if settings.restart.policy == .never || cannotAct != nil {
+                reports.append(
+                    RuntimeActionReport(
+                        unit: "crio.service", action: "reload", result: .pending, message: "reload pending: \(cannotAct ?? "restart policy is never")"))
+            } else {
+                actions.append(.reloadCRIO)
+            }
         }
-        guard !actions.isEmpty else { return }
-        let (reports, _) = Reconciliation(root: root, settings: settings).perform(actions)
+        let (done, problems) = reconciliation.perform(actions)
+        // A rollback rewrites config.toml: that event is the agent's own, not a change to check.
+        if !actions.isEmpty { handleFileEvents(ownWrites: containerdConfigFiles.sorted()) }
+        for problem in problems { logger.error("\(problem)") }
+        reports += done
         for report in reports {
             let runtime = report.unit.hasPrefix("containerd") ? "containerd" : "crio"
+            if report.result == .pending {
+                // Not carried out (policy, no systemd): it stays pending, in the record too;
+                // said once, not on every pass.
+                if runtimeHistory[runtime]?.0 == report { continue }
+            } else if runtime == "containerd" {
+                pendingRestart = nil
+                pendingRestartReason = nil
+            }
+            if runtime == "crio" && (report.result != .pending || report.message.hasSuffix("nothing to reload")) { pendingReload = false }
             runtimeHistory[runtime] = (report, Date())
             metrics.restartsTotal["\(runtime)\u{0}\(report.result.rawValue)", default: 0] += 1
             let metadata: Logger.Metadata = ["runtime": "\(runtime)", "unit": "\(report.unit)"]
@@ -441,8 +613,12 @@ final class Daemon {
                 if let (last, time) = runtimeHistory[entry.name] {
                     entry.lastAction = last
                     entry.lastActionTime = time
-                    entry.pending = nil
-                    entry.state = last.result == .done ? "ok" : "\(last.action)-\(last.result.rawValue)"
+                    let stillPending = entry.name == "containerd" ? pendingRestart != nil : pendingReload
+                    if !stillPending {
+                        entry.pending = nil
+                        entry.pendingReason = nil
+                        if entry.error == nil { entry.state = last.result == .done ? "ok" : "\(last.action)-\(last.result.rawValue)" }
+                    }
                 }
                 return entry
             }
@@ -468,6 +644,11 @@ final class Daemon {
         } catch {
             logger.error("cannot write metrics into \(root.path(settings.metrics.directory)): \(error)")
         }
+    }
+
+    /// The words for an invalid agent.yaml in STATUS=, the journal and status.json.
+    static func settingsProblem(_ errors: [Diagnostic]) -> String {
+        "agent.yaml is invalid: \(errors.first?.description ?? "unknown error")\(errors.count > 1 ? " (+\(errors.count - 1) more)" : "")"
     }
 
     private func armWatchdog() {

@@ -12,7 +12,13 @@ struct SystemdNotifier {
     private static var hasSocket: Bool { getenv("NOTIFY_SOCKET") != nil }
 
     func ready(status: String) { send("READY=1\nSTATUS=\(clean(status))") }
-    func reloading(status: String) { send("RELOADING=1\nSTATUS=\(clean(status))") }
+    /// MONOTONIC_USEC= lets systemd (253+) tell this reload from an older one.
+    func reloading(status: String) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let usec = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+        send("RELOADING=1\nMONOTONIC_USEC=\(usec)\nSTATUS=\(clean(status))")
+    }
     func stopping() { send("STOPPING=1\nSTATUS=stopping") }
     func status(_ text: String) { send("STATUS=\(clean(text))") }
     func watchdog() { send("WATCHDOG=1") }

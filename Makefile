@@ -23,11 +23,11 @@ demo: deps-build build
 ## minimal Debians with systemd: the e2e matrix (bookworm, trixie, sid: containerd 1.6, 1.7, 2.1).
 ## Each stage prints its time ("# stage: ...").
 test: deps-e2e build
-	@t=$$(date +%s); $(SWIFT) test; echo "# stage: unit: $$(( $$(date +%s) - t ))s"
-	@t=$$(date +%s); bash tests/integration/run.sh $(BIN); echo "# stage: integration: $$(( $$(date +%s) - t ))s"
-	@t=$$(date +%s); bash fuzz/build-and-run.sh 50000; echo "# stage: fuzz: $$(( $$(date +%s) - t ))s"
-	@t=$$(date +%s); $(MAKE) deb; echo "# stage: deb: $$(( $$(date +%s) - t ))s"
-	@t=$$(date +%s); bash tests/reliability/crash.sh .build/release/mirror-agent 200; echo "# stage: crash: $$(( $$(date +%s) - t ))s"
+	@t=$$(date +%s); $(SWIFT) test; rc=$$?; echo "# stage: unit: $$(( $$(date +%s) - t ))s"; exit $$rc
+	@t=$$(date +%s); bash tests/integration/run.sh $(BIN); rc=$$?; echo "# stage: integration: $$(( $$(date +%s) - t ))s"; exit $$rc
+	@t=$$(date +%s); bash fuzz/build-and-run.sh 50000; rc=$$?; echo "# stage: fuzz: $$(( $$(date +%s) - t ))s"; exit $$rc
+	@t=$$(date +%s); $(MAKE) deb; rc=$$?; echo "# stage: deb: $$(( $$(date +%s) - t ))s"; exit $$rc
+	@t=$$(date +%s); bash tests/reliability/crash.sh .build/release/mirror-agent 200; rc=$$?; echo "# stage: crash: $$(( $$(date +%s) - t ))s"; exit $$rc
 	bash tests/e2e/matrix.sh $(DEB)
 
 build:

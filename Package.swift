@@ -41,7 +41,7 @@ let package = Package(
         // Renderers (pure), the one atomic writer, ownership manifest.
         .target(
             name: "RuntimeWriters",
-            dependencies: ["DesiredState", "Diagnostics", .product(name: "TOMLKit", package: "TOMLKit")]
+            dependencies: ["DesiredState", "Diagnostics", "CLinuxShim", .product(name: "TOMLKit", package: "TOMLKit")]
         ),
         // Mirror health probes.
         .target(

@@ -103,6 +103,15 @@ class Inotify:
         os.close(self.fd)
 
 
+def shipped_yaml(runtimes):
+    """The shipped packaging/agent.yaml (every key commented: the defaults) with only `runtimes`
+    set, because `auto` detects nothing in a scratch root."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "packaging", "agent.yaml")) as f:
+        shipped = f.read()
+    return shipped + f"\n# bench: a scratch root has no /etc/containerd or /etc/crio to detect\nruntimes: [{', '.join(runtimes)}]\n"
+
+
 def scratch_root(agent_yaml):
     root = tempfile.mkdtemp(dir=TMP)
     os.makedirs(f"{root}/etc/mirror-agent/mirrors.d")
@@ -139,12 +148,19 @@ def pct(values, p):
 
 # --- B1: reaction latency ----------------------------------------------------------------------
 def b1():
-    b1_run("10ms", 50 if QUICK else 200)
-    b1_run("1ms", 50 if QUICK else 100)
+    b1_run(None, 50 if QUICK else 100)
+    # Changed setting, to show what the reaction costs without the blind wait.
+    b1_run("10ms", 50 if QUICK else 100)
 
 
 def b1_run(debounce, iterations):
-    root = scratch_root(f"runtimes: [containerd, crio]\ndaemon: {{debounce: {debounce}}}\nprobe: {{enabled: false}}\n")
+    if debounce is None:
+        # Shipped settings (debounce 200ms); probes off only because no mirror here answers.
+        root = scratch_root(shipped_yaml(["containerd", "crio"]) + "probe: {enabled: false}\n")
+        label = "shipped debounce 200ms"
+    else:
+        root = scratch_root(f"runtimes: [containerd, crio]\ndaemon: {{debounce: {debounce}}}\nprobe: {{enabled: false}}\n")
+        label = f"changed: debounce {debounce}"
     daemon = start_daemon(root)
     dropins = f"{root}/etc/mirror-agent/mirrors.d"
     hosts_dir = f"{root}/etc/containerd/certs.d/bench.example"
@@ -183,13 +199,13 @@ def b1_run(debounce, iterations):
     daemon.terminate()
     daemon.wait(5)
     p50, p99, b50, b99 = pct(agent, 50), pct(agent, 99), pct(base, 50), pct(base, 99)
-    row(f"B1 reaction latency, debounce {debounce}", "p50 ms", p50, "cp+fsync+mv p50", b50, "-", True)
-    row(f"B1 reaction latency, debounce {debounce}", f"p99 ms ({iterations} drops)", p99, "cp+fsync+mv p99", b99, "p99<=50ms and <=3x", p99 <= 50 and p99 <= 3 * b99)
+    row(f"B1 reaction latency ({label})", "p50 ms", p50, "cp+fsync+mv p50", b50, "-", True)
+    row(f"B1 reaction latency ({label})", f"p99 ms ({iterations} drops)", p99, "cp+fsync+mv p99", b99, "p99<=50ms and <=3x", p99 <= 50 and p99 <= 3 * b99)
 
 
 # --- B2: scale ----------------------------------------------------------------------------------
 def b2():
-    root = scratch_root("runtimes: [containerd, crio]\n")
+    root = scratch_root(shipped_yaml(["containerd", "crio"]))
     lines = []
     for i in range(2000):
         lines.append(f"  reg{i}.bench.example:\n    endpoint: [\"https://m{i}a.mirror.example\", \"https://m{i}b.mirror.example:5000\", \"http://10.{i // 250}.{i % 250}.3:6000\"]\n")
@@ -219,7 +235,7 @@ def b2():
         os.makedirs(target)
         atomic_write(f"{target}/hosts.toml", data)
     base = time.monotonic() - t0
-    row("B2 scale 2000x3", f"full apply s ({written} files)", full, "tmp+fsync+rename of the same files s", base, "<=1s", full <= 1.0)
+    row("B2 scale 2000x3", f"full apply s ({written} files)", full, "tmp+fsync+rename per file, same files s", base, "<=0.5s and < baseline", full <= 0.5 and full < base)
     row("B2 scale 2000x3", "peak RSS MiB", rss / 1024, "-", 0, "<=64MiB", rss / 1024 <= 64)
     row("B2 scale 2000x3", f"no-op apply s ({rewritten} files written)", noop, "full apply s", full, "<=0.3s, 0 files", noop <= 0.3 and rewritten == 0)
 
@@ -317,7 +333,8 @@ def b4():
         p = subprocess.Popen([sys.executable, "-c", script, *map(str, ports)])
         PROCS.append(p)
     time.sleep(1.5)
-    root = scratch_root("runtimes: [containerd]\nprobe: {timeout: 1s, connectTimeout: 1s, concurrency: 512}\n")
+    # Shipped probe settings: timeout 5s, connectTimeout 2s, concurrency 256.
+    root = scratch_root(shipped_yaml(["containerd"]))
     entries = []
     for i, port in enumerate(up_ports + hung_ports + refused_ports):
         entries.append(f'  r{i}.fanout.example:\n    endpoint: ["http://127.0.0.1:{port}"]\n')
@@ -328,14 +345,15 @@ def b4():
     elapsed = time.monotonic() - t0
     report = json.loads(r.stdout)
     # Baseline: one probe of one hung endpoint (one timeout) in the same run.
-    one = scratch_root("runtimes: [containerd]\nprobe: {timeout: 1s, connectTimeout: 1s}\n")
+    one = scratch_root(shipped_yaml(["containerd"]))
     with open(f"{one}/etc/mirror-agent/mirrors.d/one.yaml", "w") as f:
         f.write(f'mirrors:\n  one.example:\n    endpoint: ["http://127.0.0.1:{hung_ports[0]}"]\n')
     t0 = time.monotonic()
     subprocess.run([AGENT, "probe", "--root", one, "--json"], capture_output=True, timeout=60)
     single = time.monotonic() - t0
     correct = report["endpoints"] == 500 and report["up"] == 170
-    row("B4 probe fan-out", f"500 endpoints s ({report['up']} up, {report['down']} down)", elapsed, "1 hung endpoint s", single, "<=2s, 170 up", elapsed <= 2 and correct)
+    row("B4 probe fan-out (shipped: timeout 5s, concurrency 256)", f"500 endpoints s ({report['up']} up, {report['down']} down)", elapsed, "1 hung endpoint s",
+        single, "<=5.5s (timeout+10%), 170 up", elapsed <= 5.5 and correct)
 
 
 # --- B5: a pull past a hung mirror ------------------------------------------------------------------

@@ -121,7 +121,7 @@ public struct AgentSettings: Sendable, Equatable {
     /// Reads the settings file under `root`; a missing file means every default.
     public static func load(root: HostRoot) -> (AgentSettings, DiagnosticList) {
         let file = root.path(path)
-        switch FileSystem.read(file, limit: YAMLLimits.standard.maxBytes, trustCheck: true) {
+        switch FileSystem.read(file, limit: YAMLLimits.standard.maxBytes, trustCheck: true, root: root) {
         case .failure(.missing):
             return (AgentSettings(), DiagnosticList())
         case .failure(let error):
@@ -147,15 +147,15 @@ public struct AgentSettings: Sendable, Equatable {
                 if case .scalar = node.content {
                     let text = try node.string("runtimes")
                     guard text == "auto" else {
-                        throw Diagnostic.error("runtimes must be \"auto\" or a list of containerd, crio; found \"\(text)\"", at: node.location)
+                        throw Diagnostic.error("runtimes must be \"auto\" or a list of containerd, crio; found \(Quote.value(text))", at: node.location)
                     }
                 } else {
                     var list: [Runtime] = []
                     for item in try node.list("runtimes") {
                         let name = try item.string("each runtime")
                         guard let runtime = Runtime(rawValue: name) else {
-                            var message = "unknown runtime \"\(name)\" (known: containerd, crio)"
-                            if let s = closestMatch(to: name, in: Runtime.allCases.map(\.rawValue)) { message = "unknown runtime \"\(name)\"; did you mean \"\(s)\"?" }
+                            var message = "unknown runtime \(Quote.value(name)) (known: containerd, crio)"
+                            if let s = closestMatch(to: name, in: Runtime.allCases.map(\.rawValue)) { message = "unknown runtime \(Quote.value(name)); did you mean \"\(s)\"?" }
                             throw Diagnostic.error(message, at: item.location)
                         }
                         if !list.contains(runtime) { list.append(runtime) }
@@ -174,11 +174,8 @@ public struct AgentSettings: Sendable, Equatable {
                 if let v = try absolutePath(c, "configFile") { settings.containerd.configFile = v }
                 settings.containerd.hostsDir = try absolutePath(c, "hostsDir")
                 if let node = c.value("dialTimeout") {
-                    let text = try node.string("containerd.dialTimeout")
-                    guard Duration.parse(text) != nil else {
-                        throw Diagnostic.error("containerd.dialTimeout \"\(text)\" is not a duration such as 200ms, 2s or 1m30s", at: node.location)
-                    }
-                    settings.containerd.dialTimeout = text
+                    _ = try duration(node, "containerd.dialTimeout", max: .seconds(300))
+                    settings.containerd.dialTimeout = try node.string("containerd.dialTimeout")
                 }
             }
             if let node = f.value("crio") {
@@ -200,14 +197,14 @@ public struct AgentSettings: Sendable, Equatable {
                     let r = try FieldReader(node, "restart")
                     r.reportUnknown(["policy", "jobTimeout"], into: &diagnostics)
                     if let p = r.value("policy") { settings.restart.policy = try restartPolicy(p) }
-                    if let t = r.value("jobTimeout") { settings.restart.jobTimeout = try duration(t, "restart.jobTimeout") }
+                    if let t = r.value("jobTimeout") { settings.restart.jobTimeout = try duration(t, "restart.jobTimeout", max: .seconds(3600)) }
                 }
             }
             if let node = f.value("daemon") {
                 let d = try FieldReader(node, "daemon")
                 d.reportUnknown(["debounce", "restartDelay", "minRestartInterval", "watchdog"], into: &diagnostics)
-                if let t = d.value("debounce") { settings.daemon.debounce = try duration(t, "daemon.debounce") }
-                if let t = d.value("restartDelay") { settings.daemon.restartDelay = try duration(t, "daemon.restartDelay") }
+                if let t = d.value("debounce") { settings.daemon.debounce = try duration(t, "daemon.debounce", max: .seconds(3600)) }
+                if let t = d.value("restartDelay") { settings.daemon.restartDelay = try duration(t, "daemon.restartDelay", max: .seconds(3600)) }
                 if let t = d.value("minRestartInterval") { settings.daemon.minRestartInterval = try duration(t, "daemon.minRestartInterval") }
                 if let w = try d.bool("watchdog") { settings.daemon.watchdog = w }
             }
@@ -224,15 +221,15 @@ public struct AgentSettings: Sendable, Equatable {
                 if let v = try p.bool("enabled") { settings.probe.enabled = v }
                 if let t = p.value("interval") { settings.probe.interval = try duration(t, "probe.interval") }
                 if let t = p.value("jitter") { settings.probe.jitter = try duration(t, "probe.jitter", allowZero: true) }
-                if let t = p.value("connectTimeout") { settings.probe.connectTimeout = try duration(t, "probe.connectTimeout") }
-                if let t = p.value("timeout") { settings.probe.timeout = try duration(t, "probe.timeout") }
+                if let t = p.value("connectTimeout") { settings.probe.connectTimeout = try duration(t, "probe.connectTimeout", max: .seconds(300)) }
+                if let t = p.value("timeout") { settings.probe.timeout = try duration(t, "probe.timeout", max: .seconds(300)) }
                 if let n = p.value("concurrency") { settings.probe.concurrency = try count(n, "probe.concurrency", 1...4096) }
                 if let n = p.value("failureThreshold") { settings.probe.failureThreshold = try count(n, "probe.failureThreshold", 1...100) }
                 if let n = p.value("successThreshold") { settings.probe.successThreshold = try count(n, "probe.successThreshold", 1...100) }
                 if let node = p.value("onUnhealthy") {
                     let text = try node.string("probe.onUnhealthy")
                     guard let value = Probe.OnUnhealthy(rawValue: text) else {
-                        throw Diagnostic.error("probe.onUnhealthy \"\(text)\" is not keep or demote", at: node.location)
+                        throw Diagnostic.error("probe.onUnhealthy \(Quote.value(text)) is not keep or demote", at: node.location)
                     }
                     settings.probe.onUnhealthy = value
                 }
@@ -256,7 +253,7 @@ public struct AgentSettings: Sendable, Equatable {
     static func restartPolicy(_ node: YAMLNode) throws(Diagnostic) -> Restart.Policy {
         let text = try node.string("restart policy")
         guard let policy = Restart.Policy(rawValue: text) else {
-            throw .error("restart policy \"\(text)\" is not auto or never", at: node.location)
+            throw .error("restart policy \(Quote.value(text)) is not auto or never", at: node.location)
         }
         return policy
     }
@@ -264,17 +261,37 @@ public struct AgentSettings: Sendable, Equatable {
     static func count(_ node: YAMLNode, _ what: String, _ range: ClosedRange<Int>) throws(Diagnostic) -> Int {
         let text = try node.string(what)
         guard let value = Int(text), range.contains(value) else {
-            throw .error("\(what) must be a whole number from \(range.lowerBound) to \(range.upperBound), found \"\(text)\"", at: node.location)
+            throw .error("\(what) must be a whole number from \(range.lowerBound) to \(range.upperBound), found \(Quote.value(text))", at: node.location)
         }
         return value
     }
 
-    static func duration(_ node: YAMLNode, _ what: String, allowZero: Bool = false) throws(Diagnostic) -> Duration {
+    /// The longest any duration setting may be unless it says otherwise: longer values are
+    /// typing mistakes, and every later computation (timers, sums) stays far from overflow.
+    static let maxDuration: Duration = .seconds(24 * 3600)
+
+    static func describe(_ d: Duration) -> String {
+        let s = d.components.seconds
+        if s % 3600 == 0 { return "\(s / 3600)h" }
+        if s % 60 == 0 { return "\(s / 60)m" }
+        return "\(s)s"
+    }
+
+    static func duration(_ node: YAMLNode, _ what: String, allowZero: Bool = false, max: Duration = maxDuration) throws(Diagnostic) -> Duration {
         let text = try node.string(what)
-        guard let value = Duration.parse(text), value > .zero || (allowZero && value == .zero) else {
-            throw .error("\(what) \"\(text)\" is not a duration such as 200ms, 2s or 1m30s", at: node.location)
+        let shown = Quote.value(text)
+        switch Duration.parseChecked(text) {
+        case .failure(.invalid):
+            throw .error("\(what) \(shown) is not a duration such as 200ms, 2s or 1m30s", at: node.location)
+        case .failure(.overflow):
+            throw .error("\(what) \(shown) is out of range: at most \(describe(max))", at: node.location)
+        case .success(let value):
+            if value > max { throw .error("\(what) \(shown) is out of range: at most \(describe(max))", at: node.location) }
+            if value < .zero || (value == .zero && !allowZero) {
+                throw .error("\(what) \(shown) must be longer than 0", at: node.location)
+            }
+            return value
         }
-        return value
     }
 
     static func absolutePath(_ f: FieldReader, _ key: String) throws(Diagnostic) -> String? {

@@ -30,6 +30,19 @@ struct DecodingContext {
     /// The lines of the file being decoded, to place YAML embedded in a ConfigMap exactly.
     var lines: [Substring]
     var limits: YAMLLimits
+    /// What embedded documents (ConfigMap `data`) may still cost: they count against the outer
+    /// file's size and node budgets, shared by every nested decode of the file.
+    var budget: EmbeddedBudget
+}
+
+/// The part of a file's ``YAMLLimits`` its embedded documents have not used yet.
+final class EmbeddedBudget {
+    var bytes: Int
+    var nodes: Int
+    init(limits: YAMLLimits, used: YAMLUsage) {
+        bytes = limits.maxBytes - max(used.bytes, used.expandedBytes)
+        nodes = limits.maxNodes - used.nodes
+    }
 }
 
 /// The dialects, recognized per document.
@@ -73,7 +86,7 @@ enum Dialect {
                     decode(YAMLDocument(root: item, location: item.location, index: document.index), context: context, nested: true, into: &result)
                 }
             default:
-                var message = "unknown kind \"\(kind)\""
+                var message = "unknown kind \(Quote.value(kind))"
                 if let suggestion = closestMatch(to: kind, in: kinds) { message += "; did you mean \"\(suggestion)\"?" }
                 else { message += " (accepted: \(kinds.joined(separator: ", ")), or a k3s registries.yaml)" }
                 throw Diagnostic.error(message, at: kindNode.location)
@@ -89,7 +102,7 @@ enum Dialect {
         }
         let version = try node.string("apiVersion")
         guard accepted.contains(version) else {
-            throw .error("\(kind) has apiVersion \"\(version)\"; expected \"\(accepted.joined(separator: "\" or \""))\"", at: node.location)
+            throw .error("\(kind) has apiVersion \(Quote.value(version)); expected \"\(accepted.joined(separator: "\" or \""))\"", at: node.location)
         }
     }
 
@@ -100,7 +113,7 @@ enum Dialect {
         guard let node else { return nil }
         let text = try node.string("mirrorSourcePolicy")
         guard let policy = SourcePolicy(rawValue: text) else {
-            var message = "mirrorSourcePolicy \"\(text)\" is not AllowContactingSource or NeverContactSource"
+            var message = "mirrorSourcePolicy \(Quote.value(text)) is not AllowContactingSource or NeverContactSource"
             if let s = closestMatch(to: text, in: ["AllowContactingSource", "NeverContactSource"]) {
                 message += "; did you mean \"\(s)\"?"
             }
@@ -121,8 +134,23 @@ enum ConfigMapDialect {
         for pair in try data.pairs("data") {
             let text = try pair.value.string("data.\(pair.name)")
             let mapping = embeddedMapping(of: pair.value, context: context)
+            let budget = context.budget
+            let size = text.utf8.count
+            guard size <= budget.bytes, budget.nodes > 0 else {
+                throw .error(
+                    "data.\(pair.name): the documents embedded in this file exceed its \(context.limits.maxBytes)-byte / \(context.limits.maxNodes)-node budget (ConfigMap data counts against the file's limits); refusing to read further",
+                    at: pair.value.location)
+            }
             do {
-                let documents = try YAMLParser.parse(Array(text.utf8), mapping: mapping, limits: context.limits)
+                var usage = YAMLUsage()
+                var innerLimits = context.limits
+                innerLimits.maxBytes = budget.bytes
+                innerLimits.maxNodes = budget.nodes
+                defer {
+                    budget.bytes -= max(size, usage.expandedBytes)
+                    budget.nodes -= usage.nodes
+                }
+                let documents = try YAMLParser.parse(Array(text.utf8), mapping: mapping, limits: innerLimits, usage: &usage)
                 var inner = context
                 inner.lines = []
                 if documents.allSatisfy({ $0.root == nil || $0.root!.isNull }) {
@@ -131,6 +159,11 @@ enum ConfigMapDialect {
                 for document in documents {
                     Dialect.decode(document, context: inner, nested: true, into: &result)
                 }
+            } catch let error as Diagnostic where error.message.hasPrefix("document expands to more than") {
+                // The inner parse ran out of what the outer file left: say so in its terms.
+                throw .error(
+                    "data.\(pair.name): the documents embedded in this file exceed its \(context.limits.maxBytes)-byte / \(context.limits.maxNodes)-node budget (ConfigMap data counts against the file's limits, aliases in full); refusing to read further",
+                    at: error.location ?? pair.value.location)
             } catch {
                 result.diagnostics.append(error)
             }

@@ -46,7 +46,7 @@ public enum DesiredStateLoader {
         var decoded = DecodedDocuments()
         decoded.declarations = declarations(from: legacy, into: &decoded.diagnostics)
         for path in paths {
-            switch FileSystem.read(path, limit: limits.maxBytes, trustCheck: true) {
+            switch FileSystem.read(path, limit: limits.maxBytes, trustCheck: true, root: root) {
             case .failure(let error):
                 decoded.diagnostics.error(describe(error), at: .file(path))
             case .success(let bytes):
@@ -66,11 +66,13 @@ public enum DesiredStateLoader {
     static func decode(_ bytes: [UInt8], file: String, settings: AgentSettings, limits: YAMLLimits, into decoded: inout DecodedDocuments) {
         decoded.insecureRegistries = Set(settings.insecureRegistries)
         do {
-            let documents = try YAMLParser.parse(bytes, mapping: LocationMapping(file: file), limits: limits)
+            var usage = YAMLUsage()
+            let documents = try YAMLParser.parse(bytes, mapping: LocationMapping(file: file), limits: limits, usage: &usage)
             let text = String(decoding: bytes, as: UTF8.self)
             let context = DecodingContext(
                 insecureRegistries: Set(settings.insecureRegistries),
-                lines: text.split(separator: "\n", omittingEmptySubsequences: false), limits: limits)
+                lines: text.split(separator: "\n", omittingEmptySubsequences: false), limits: limits,
+                budget: EmbeddedBudget(limits: limits, used: usage))
             for document in documents {
                 Dialect.decode(document, context: context, into: &decoded)
             }
@@ -110,10 +112,10 @@ public enum DesiredStateLoader {
         return Result(model: model, diagnostics: diagnostics, files: files)
     }
 
-    static func describe(_ error: FileSystem.ReadError) -> String {
+    public static func describe(_ error: FileSystem.ReadError) -> String {
         switch error {
         case .missing: return "file does not exist"
-        case .notRegularFile: return "not a regular file"
+        case .notRegularFile: return "not a regular file (a FIFO, device, socket or directory is never read)"
         case .tooLarge(let size): return "file is \(size) bytes, larger than the \(YAMLLimits.standard.maxBytes)-byte limit; refusing to read it"
         case .unsafe(let why): return "refusing to trust this file: \(why)"
         case .system(let message): return "cannot read: \(message)"

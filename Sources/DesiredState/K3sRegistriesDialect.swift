@@ -158,7 +158,17 @@ enum K3sRegistriesDialect {
         return tls
     }
 
+    /// Credentials are secrets: a problem in them is reported by place and field name only, never
+    /// with the value (a password typed where a mapping belongs must not reach the journal).
     static func credentials(_ node: YAMLNode, host: String, _ what: String, into diagnostics: inout DiagnosticList) throws(Diagnostic) -> HostCredentials {
+        guard case .mapping(let pairs) = node.content else {
+            throw .error("\(what) must be a mapping of username, password, auth, identity_token (its value is not shown)", at: node.location)
+        }
+        for pair in pairs where ["username", "password", "auth", "identity_token"].contains(pair.name) && !pair.value.isNull {
+            guard case .scalar = pair.value.content else {
+                throw .error("\(what).\(pair.name) must be a string (its value is not shown)", at: pair.value.location)
+            }
+        }
         let f = try FieldReader(node, what)
         f.reportUnknown(["username", "password", "auth", "identity_token"], into: &diagnostics)
         return HostCredentials(

@@ -75,10 +75,10 @@ enum MirrorSetDialect {
             for item in try capsNode.list("\(what).capabilities") {
                 let name = try item.string("each capability")
                 guard let capability = Capability(rawValue: name) else {
-                    throw .error("capability \"\(name)\" is not one of pull, resolve, push", at: item.location)
+                    throw .error("capability \(Quote.value(name)) is not one of pull, resolve, push", at: item.location)
                 }
                 if capabilities.contains(capability) {
-                    throw .error("capability \"\(name)\" is listed twice", at: item.location)
+                    throw .error("capability \(Quote.value(name)) is listed twice", at: item.location)
                 }
                 capabilities.append(capability)
             }
@@ -92,9 +92,13 @@ enum MirrorSetDialect {
             guard !pair.name.isEmpty, pair.name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
                 throw .error("header name \(References.quoted(pair.name)) is not a valid HTTP header name", at: pair.key.location)
             }
-            let values = try pair.value.stringOrList("\(what).headers.\(pair.name)")
+            let values: [String]
+            do { values = try pair.value.stringOrList("\(what).headers.\(pair.name)") } catch {
+                throw .error("\(what).headers.\(pair.name) must be a string or a list of strings (its value is not shown)", at: pair.value.location)
+            }
             if let bad = values.first(where: { $0.contains("\n") || $0.contains("\r") || $0.contains("\0") }) {
-                throw .error("header \(pair.name) value \(References.quoted(bad)) contains a line break or NUL", at: pair.value.location)
+                // Header values are often credentials (Authorization, tokens): never shown.
+                throw .error("header \(pair.name) value contains a line break or NUL (its value is not shown)", at: pair.value.location)
             }
             headers.append(HTTPHeader(name: pair.name, values: values))
         }
@@ -114,7 +118,7 @@ enum MirrorSetDialect {
         guard let node else { return nil }
         let text = try node.string("pullFrom")
         guard let value = PullFrom(rawValue: text) else {
-            var message = "pullFrom \"\(text)\" is not one of all, digest-only, tag-only"
+            var message = "pullFrom \(Quote.value(text)) is not one of all, digest-only, tag-only"
             if let s = closestMatch(to: text, in: PullFrom.allCases.map(\.rawValue)) { message += "; did you mean \"\(s)\"?" }
             throw .error(message, at: node.location)
         }

@@ -92,7 +92,7 @@ struct FieldReader {
     /// Reports every key not in `known`, with a suggestion when one is close.
     func reportUnknown(_ known: [String], into diagnostics: inout DiagnosticList, ignoring: [String] = []) {
         for pair in pairs where !known.contains(pair.name) && !ignoring.contains(pair.name) {
-            var message = "unknown field \"\(pair.name)\" in \(what)"
+            var message = "unknown field \(Quote.value(pair.name)) in \(what)"
             if let suggestion = closestMatch(to: pair.name, in: known) {
                 message += "; did you mean \"\(suggestion)\"?"
             } else {

@@ -35,9 +35,7 @@ enum References {
         if name.hasPrefix("[") {
             guard let close = name.firstIndex(of: "]") else { return "an IPv6 address is missing its \"]\"" }
             let inside = name[name.index(after: name.startIndex)..<close]
-            if inside.isEmpty || !inside.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) || !inside.contains(":") {
-                return "\"[\(inside)]\" is not an IPv6 address"
-            }
+            if let problem = ipv6Problem(inside) { return "\(quoted("[" + inside + "]")) is not an IPv6 address: \(problem)" }
             let rest = name[name.index(after: close)...]
             if !rest.isEmpty {
                 guard rest.hasPrefix(":") else { return "unexpected text after the IPv6 address" }
@@ -49,10 +47,8 @@ enum References {
             name = name[..<colon]
             if name.contains(":") { return "an IPv6 address must be written in brackets, [::1]:5000" }
         }
-        if let port {
-            guard !port.isEmpty, port.count <= 5, port.allSatisfy(\.isASCIIDigit), let n = Int(port), (1...65535).contains(n)
-            else { return "port \(quoted(String(port))) is not a number from 1 to 65535" }
-        }
+        if let port, let problem = portProblem(port) { return problem }
+        if name.isEmpty && !text.hasPrefix("[") { return "the host name before the port is empty" }
         if !name.isEmpty {
             if name.count > 253 { return "it is longer than 253 characters" }
             for label in name.split(separator: ".", omittingEmptySubsequences: false) {
@@ -67,6 +63,52 @@ enum References {
         return nil
     }
 
+    /// A port as the agent writes it in directory names and URLs: 1 to 65535, in its canonical
+    /// form. distribution/reference's grammar takes any digits (`[0-9]+`), but `host:0080` and
+    /// `host:80` are one endpoint with two spellings, and containerd looks up `host_80_` only.
+    static func portProblem(_ port: Substring) -> String? {
+        guard !port.isEmpty, port.count <= 5, port.allSatisfy(\.isASCIIDigit), let n = Int(port), (1...65535).contains(n) else {
+            return "port \(quoted(String(port))) is not a number from 1 to 65535"
+        }
+        if port.first == "0" { return "port \(quoted(String(port))) has a leading zero; write \(n)" }
+        return nil
+    }
+
+    /// An IPv6 address in brackets, compressed or not (RFC 4291 2.2 forms 1 and 2): eight groups
+    /// of 1 to 4 hex digits, or fewer with exactly one `::`. Zone identifiers and the dotted
+    /// IPv4-mapped form are refused, as distribution/reference's `ipv6address` excludes them;
+    /// unlike its `[a-fA-F0-9:]+`, text such as `[::::]` that no resolver accepts is refused too.
+    static func ipv6Problem(_ text: Substring) -> String? {
+        if text.isEmpty { return "it is empty" }
+        if text.contains("%") { return "zone identifiers are not accepted" }
+        if text.contains(".") { return "the dotted IPv4 form is not accepted" }
+        guard text.allSatisfy({ $0.isHexDigit && $0.isASCII || $0 == ":" }) else { return "only hex digits and \":\" are allowed" }
+        var halves: [String] = [""]
+        var previousColon = false
+        for c in text {
+            if c == ":" && previousColon && !halves[halves.count - 1].hasSuffix("::") {
+                halves[halves.count - 1].removeLast()
+                halves.append("")
+                previousColon = false
+                continue
+            }
+            halves[halves.count - 1].append(c)
+            previousColon = c == ":"
+        }
+        if halves.count > 2 { return "\"::\" may appear only once" }
+        func groups(_ part: String) -> [Substring]? {
+            if part.isEmpty { return [] }
+            let items = part.split(separator: ":", omittingEmptySubsequences: false)
+            return items.allSatisfy({ (1...4).contains($0.count) }) ? items : nil
+        }
+        guard let left = groups(halves[0]), let right = halves.count == 2 ? groups(halves[1]) : [] else {
+            return "each group has 1 to 4 hex digits"
+        }
+        let count = left.count + right.count
+        if halves.count == 2 ? count > 7 : count != 8 { return "it needs 8 groups, or fewer with one \"::\"" }
+        return nil
+    }
+
     /// `label(.label)*(:port)?` with labels of [A-Za-z0-9-] not starting or ending with "-".
     static func isPlainHost(_ text: String) -> Bool {
         var labelLength = 0
@@ -76,7 +118,8 @@ enum References {
         for byte in text.utf8 {
             total += 1
             if let p = port {
-                guard byte >= 48 && byte <= 57, p < 10000 else { return false }
+                // A leading zero ("host:080") is left to hostProblem, which explains it.
+                guard byte >= 48 && byte <= 57, p < 10000, !(p == 0 && byte == 48) else { return false }
                 port = p * 10 + Int(byte - 48)
                 continue
             }
@@ -236,7 +279,7 @@ enum References {
             }
             let name = text[..<range.lowerBound].lowercased()
             guard let s = URLScheme(rawValue: name) else {
-                throw .error("mirror \(quoted(text)) has scheme \"\(name)\"; only http and https are supported", at: location)
+                throw .error("mirror \(quoted(text)) has scheme \(Quote.value(name)); only http and https are supported", at: location)
             }
             scheme = s
             rest = text[range.upperBound...]
@@ -372,20 +415,7 @@ enum References {
         return nil
     }
 
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7f: out += "\\u{\(String(scalar.value, radix: 16))}"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func quoted(_ s: String) -> String { Quote.value(s) }
 }
 
 extension Character {

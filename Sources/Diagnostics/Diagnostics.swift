@@ -40,10 +40,11 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible, Co
     public var location: SourceLocation?
     public var message: String
 
+    /// The message goes through ``Quote/message(_:)``: one line, no URL credentials, bounded.
     public init(_ severity: Severity, at location: SourceLocation?, _ message: String) {
         self.severity = severity
         self.location = location
-        self.message = message
+        self.message = Quote.message(message)
     }
 
     public static func error(_ message: String, at location: SourceLocation?) -> Diagnostic {

@@ -42,7 +42,7 @@ public struct YAMLNode: Sendable, Equatable {
         case .sequence: return "a list"
         case .scalar(let s):
             if isNull { return "nothing (null)" }
-            return "the value \"\(s.text.count > 40 ? String(s.text.prefix(40)) + "..." : s.text)\""
+            return "the value \(Quote.value(s.text, limit: 40))"
         }
     }
 }

@@ -20,6 +20,15 @@ public struct YAMLLimits: Sendable, Equatable {
     public static let standard = YAMLLimits()
 }
 
+/// What one parse cost: nodes (aliases in full), bytes of input, bytes of scalar text (aliases
+/// in full).
+public struct YAMLUsage: Sendable, Equatable {
+    public var nodes = 0
+    public var bytes = 0
+    public var expandedBytes = 0
+    public init() {}
+}
+
 /// Maps libyaml's positions (0-based, relative to the text parsed) to positions in the file a
 /// person edits. YAML embedded in a block scalar (a ConfigMap's `data`) is parsed with an offset
 /// so that its errors point into the outer file.
@@ -45,9 +54,22 @@ public enum YAMLParser {
     ///
     /// Anchors and aliases are resolved (an alias becomes a copy of the node it names, within
     /// ``YAMLLimits/maxNodes``), `<<` merge keys are applied, and duplicate keys are errors.
+    /// The text of the scalars, counting every alias in full, is bounded by
+    /// ``YAMLLimits/maxBytes`` too: an alias of a large string costs its length, so a short file
+    /// cannot make later stages work on gigabytes.
     public static func parse(
         _ bytes: [UInt8], mapping: LocationMapping, limits: YAMLLimits = .standard
     ) throws(Diagnostic) -> [YAMLDocument] {
+        var usage = YAMLUsage()
+        return try parse(bytes, mapping: mapping, limits: limits, usage: &usage)
+    }
+
+    /// ``parse(_:mapping:limits:)``, also telling what the stream cost, so a caller that parses
+    /// YAML embedded in it (a ConfigMap's `data`) can charge that to the same budget.
+    public static func parse(
+        _ bytes: [UInt8], mapping: LocationMapping, limits: YAMLLimits, usage: inout YAMLUsage
+    ) throws(Diagnostic) -> [YAMLDocument] {
+        defer { usage.bytes = bytes.count }
         if bytes.count > limits.maxBytes {
             throw .error(
                 "file is \(bytes.count) bytes, larger than the \(limits.maxBytes)-byte limit; refusing to read it",
@@ -81,6 +103,8 @@ public enum YAMLParser {
             }
             return .success(builder.documents)
         }
+        usage.nodes = builder.nodeCount
+        usage.expandedBytes = builder.textBytes
         return try result.get()
     }
 
@@ -112,6 +136,7 @@ private struct TreeBuilder {
         var tag: String?
         var anchor: String?
         var nodesBefore: Int
+        var bytesBefore: Int
         var items: [YAMLNode] = []
         var pairs: [YAMLPair] = []
         var pendingKey: YAMLNode?
@@ -123,8 +148,10 @@ private struct TreeBuilder {
     let limits: YAMLLimits
     var documents: [YAMLDocument] = []
     var stack: [Frame] = []
-    var anchors: [String: (node: YAMLNode, weight: Int)] = [:]
+    var anchors: [String: (node: YAMLNode, weight: Int, bytes: Int)] = [:]
     var nodeCount = 0
+    /// Bytes of scalar text in the tree, an alias counting as a full copy.
+    var textBytes = 0
     var documentStart: SourceLocation?
     var documentRoot: YAMLNode?
 
@@ -161,18 +188,20 @@ private struct TreeBuilder {
             }
             let tag = data.tag.map { String(cString: $0) }
             try count(1, at: here)
+            try countText(data.length, at: here)
             let node = YAMLNode(.scalar(YAMLScalar(text, style: style)), at: here, tag: tag)
             if let anchor = data.anchor.map({ String(cString: $0) }) {
-                anchors[anchor] = (node, 1)
+                anchors[anchor] = (node, 1, data.length)
             }
             try emit(node)
         case YAML_ALIAS_EVENT:
             let name = event.data.alias.anchor.map { String(cString: $0) } ?? ""
-            guard let (node, weight) = anchors[name] else {
-                throw .error("alias *\(name) names no anchor defined before it", at: here)
+            guard let (node, weight, bytes) = anchors[name] else {
+                throw .error("alias *\(name.count > 40 ? String(name.prefix(40)) + "..." : name) names no anchor defined before it", at: here)
             }
             // An alias costs as much as the tree it copies: this is what bounds alias bombs.
             try count(weight, at: here)
+            try countText(bytes, at: here)
             var copy = node
             copy.location = here
             try emit(copy)
@@ -192,7 +221,7 @@ private struct TreeBuilder {
                 node = YAMLNode(.mapping(try applyMergeKeys(frame.pairs)), at: frame.location, tag: frame.tag)
             }
             if let anchor = frame.anchor {
-                anchors[anchor] = (node, nodeCount - frame.nodesBefore)
+                anchors[anchor] = (node, nodeCount - frame.nodesBefore, textBytes - frame.bytesBefore)
             }
             try emit(node)
         default:
@@ -212,7 +241,7 @@ private struct TreeBuilder {
         stack.append(
             Frame(
                 kind: kind, location: location, tag: tag.map { String(cString: $0) },
-                anchor: anchor.map { String(cString: $0) }, nodesBefore: nodeCount - 1))
+                anchor: anchor.map { String(cString: $0) }, nodesBefore: nodeCount - 1, bytesBefore: textBytes))
     }
 
     private mutating func count(_ n: Int, at location: SourceLocation) throws(Diagnostic) {
@@ -220,6 +249,15 @@ private struct TreeBuilder {
         if nodeCount > limits.maxNodes {
             throw .error(
                 "document expands to more than \(limits.maxNodes) nodes (aliases count in full); refusing to read further",
+                at: location)
+        }
+    }
+
+    private mutating func countText(_ n: Int, at location: SourceLocation) throws(Diagnostic) {
+        textBytes += n
+        if textBytes > limits.maxBytes {
+            throw .error(
+                "document expands to more than \(limits.maxBytes) bytes of text (aliases count in full); refusing to read further",
                 at: location)
         }
     }

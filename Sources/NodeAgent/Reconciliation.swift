@@ -289,13 +289,41 @@ struct Reconciliation {
                 if (try? bus.loadState("crio.service")) != "loaded" {
                     reports.append(RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "crio.service is not installed; nothing to reload"))
                 } else {
-                    reports.append(CRIOReload(jobTimeout: settings.restart.jobTimeout).run(on: bus))
+                    let (decision, settingProblems) = crioReloadDecision(bus: bus)
+                    var report: RuntimeActionReport
+                    switch decision {
+                    case .selfReloads(let why):
+                        report = RuntimeActionReport(unit: "crio.service", action: "none", result: .done, message: why)
+                    case .reload(let note):
+                        report = CRIOReload(jobTimeout: settings.restart.jobTimeout).run(on: bus)
+                        if let note { report.message = note + ": " + report.message }
+                    }
+                    if !settingProblems.isEmpty { report.message += " (CRI-O settings: \(settingProblems.joined(separator: "; ")))" }
+                    reports.append(report)
                 }
                 // Not installed: CRI-O reads the drop-in when it starts, so nothing stays pending.
                 problems += updatePending { $0.crioReload = nil }
             }
         }
         return (reports, problems)
+    }
+
+    /// Whether CRI-O picks up the drop-in itself (`auto_reload_registries`), from its settings
+    /// under the root, `crio --version` and when crio.service started.
+    func crioReloadDecision(bus: SystemdBus) -> (CRIOReloadDecision, problems: [String]) {
+        let crio = CRIOSettings.load(root: root)
+        var settingChangedAt: UInt64?
+        if let file = crio.autoReloadSetIn {
+            var info = stat()
+            if stat(file, &info) == 0 {
+                settingChangedAt = UInt64(max(0, info.st_mtim.tv_sec)) * 1_000_000 + UInt64(max(0, info.st_mtim.tv_nsec)) / 1000
+            }
+        }
+        let decision = CRIOReloadDecision.decide(
+            settings: crio, dropInPath: settings.crio.dropIn,
+            version: crio.autoReloadRegistries ? RuntimeDetection.crioVersion(root: root) : nil,
+            settingChangedAt: settingChangedAt, crioStartedAt: try? bus.execMainStartTimestamp("crio.service"))
+        return (decision, crio.problems)
     }
 
     // MARK: - Configuration errors

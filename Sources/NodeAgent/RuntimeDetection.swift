@@ -55,6 +55,29 @@ enum RuntimeDetection {
         return (process.terminationStatus == 0, String(decoding: data, as: UTF8.self), errors)
     }
 
+    /// CRI-O's (major, minor) from `crio --version`, only for this host's root and bounded to
+    /// five seconds: nil when it cannot be told (no binary, a hang, unparsable output).
+    static func crioVersion(root: HostRoot) -> (major: Int, minor: Int)? {
+        guard root == .system else { return nil }
+        guard let binary = ["/usr/bin/crio", "/usr/local/bin/crio"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--version"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while process.isRunning && ContinuousClock.now < deadline { usleep(50_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            return nil
+        }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        return CRIOSettings.version(fromOutput: String(decoding: data, as: UTF8.self))
+    }
+
     static func containerdFeatures(root: HostRoot) -> ContainerdFeatures {
         ContainerdFeatures(version: containerdVersion(root: root))
     }

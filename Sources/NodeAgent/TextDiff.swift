@@ -1,6 +1,10 @@
+import Diagnostics
+
 /// A unified diff of two texts (one hunk per run of changes, three lines of context), for
 /// `apply --diff`. Managed files are small; past a size where the table would be large, it says
-/// only that the files differ.
+/// only that the files differ. Credentials in the shown lines (config.toml's
+/// `registry.configs.*.auth`, header tokens, URL userinfo) are redacted: a diff is printed to a
+/// terminal and often pasted.
 func unifiedDiff(old: String, new: String, oldName: String, newName: String) -> String {
     let a = old.isEmpty ? [] : old.split(separator: "\n", omittingEmptySubsequences: false).dropLast(old.hasSuffix("\n") ? 1 : 0).map(String.init)
     let b = new.isEmpty ? [] : new.split(separator: "\n", omittingEmptySubsequences: false).dropLast(new.hasSuffix("\n") ? 1 : 0).map(String.init)
@@ -56,13 +60,18 @@ func unifiedDiff(old: String, new: String, oldName: String, newName: String) -> 
         var oldCount = 0, newCount = 0, body = ""
         for line in lines[start..<end] {
             switch line {
-            case .same(let s): body += " \(s)\n"; oldCount += 1; newCount += 1
-            case .removed(let s): body += "-\(s)\n"; oldCount += 1
-            case .added(let s): body += "+\(s)\n"; newCount += 1
+            case .same(let s): body += " \(redacted(s))\n"; oldCount += 1; newCount += 1
+            case .removed(let s): body += "-\(redacted(s))\n"; oldCount += 1
+            case .added(let s): body += "+\(redacted(s))\n"; newCount += 1
             }
         }
         out += "@@ -\(oldCount == 0 ? oldStart : oldStart + 1),\(oldCount) +\(newCount == 0 ? newStart : newStart + 1),\(newCount) @@\n" + body
         index = end
     }
     return out
+}
+
+/// A line of a runtime file as `--diff` shows it: credentials taken out.
+func redacted(_ line: String) -> String {
+    Quote.redactSecretAssignments(Quote.redactUserinfo(line))
 }

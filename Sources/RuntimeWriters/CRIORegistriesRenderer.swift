@@ -68,6 +68,12 @@ public struct CRIORegistriesRenderer: Sendable {
                     result.warnings.append(
                         .warning("headers for mirror \(mirror.displayURL) are not in the CRI-O drop-in: containers-registries.conf has no headers", at: mirror.origins.first))
                 }
+                if mirror.tls.skipVerify && mirror.scheme != .http {
+                    result.warnings.append(
+                        .warning(
+                            "insecureSkipVerify for mirror \(mirror.displayURL) becomes CRI-O's insecure = true, which also lets CRI-O fall back to plain HTTP for it (containers-registries.conf has no verify-only switch)",
+                            at: mirror.origins.first))
+                }
                 var table = "\n" + ManagedHeader.origin(mirror.origins, root: root) + "[[registry.mirror]]\nlocation = \(TOML.string(mirror.host + mirror.path))\n"
                 // Each mirror states its own: a mirror never inherits insecure from anything.
                 table += "insecure = \(mirror.scheme == .http || mirror.tls.skipVerify)\n"
@@ -82,6 +88,12 @@ public struct CRIORegistriesRenderer: Sendable {
             origins += registry.origins
             body += "\n" + ManagedHeader.origin(registry.origins, root: root) + "[[registry]]\nprefix = \(TOML.string(prefix))\n"
             if let location { body += "location = \(TOML.string(location))\n" }
+            if registry.sourceTLS.skipVerify && registry.source.host.map(plainHTTPHosts.contains) != true {
+                result.warnings.append(
+                    .warning(
+                        "sourceTLS.insecureSkipVerify for \(registry.source) becomes CRI-O's insecure = true, which also lets CRI-O fall back to plain HTTP for it (containers-registries.conf has no verify-only switch)",
+                        at: registry.origins.first))
+            }
             let inherited = enclosingFlags(of: registry, prefix: prefix, into: &result)
             if registry.sourceTLS.skipVerify || registry.source.host.map(plainHTTPHosts.contains) == true || inherited.insecure {
                 body += "insecure = true\n"

@@ -126,9 +126,15 @@ public struct ContainerdHostsRenderer: Sendable {
             result.files.append(
                 RenderedFile(
                     baseDirectory: hostsDirectory, relativePath: directory + "/hosts.toml",
-                    contents: hostsFile(registry), runtime: .containerd))
+                    contents: hostsFile(registry), mode: Self.carriesCredentials(registry) ? 0o600 : 0o644, runtime: .containerd))
         }
         return result
+    }
+
+    /// A hosts.toml with an `Authorization` (or other credential) header is containerd's
+    /// (root's) alone: 0600 instead of 0644. See SECURITY.md.
+    static func carriesCredentials(_ registry: Registry) -> Bool {
+        registry.mirrors.contains { $0.headers.contains { Quote.secretKeys.contains($0.name.lowercased()) } }
     }
 
     private func skip(_ registry: Registry, _ reason: String, into result: inout RenderResult) {

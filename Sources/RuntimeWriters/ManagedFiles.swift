@@ -154,18 +154,30 @@ public struct ManagedFiles: Sendable {
         for (path, entry) in next where owned[path] == nil { intent.files.append(entry) }
         if intent != manifest { _ = saveManifest(intent, into: &outcome) }
 
-        for item in pending {
-            do {
-                if item.change.kind == .adopted, let backup = item.change.backup, let before = item.change.before {
-                    try writer.write(Array(before.utf8), hostPath: backup, mode: 0o600)
-                }
-                let created = try writer.write(Array(item.file.contents.utf8), base: item.file.baseDirectory, relative: item.file.relativePath, mode: item.file.mode)
-                if !created.isEmpty { next[item.file.path]?.createdDirectories += created }
-            } catch {
-                outcome.failures.append(error.description)
-                outcome.changes.removeAll { $0.path == item.change.path }
-                if owned[item.file.path] == nil { next[item.file.path] = nil }
+        // Backups of adopted files first, durable before the originals are replaced.
+        var writable: [Pending] = []
+        let adoptions = pending.filter { $0.change.kind == .adopted && $0.change.backup != nil && $0.change.before != nil }
+        let backups = writer.writeAll(adoptions.map { AtomicWriter.Write(Array($0.change.before!.utf8), base: AtomicWriter.split(hostPath: $0.change.backup!).directory, relative: AtomicWriter.split(hostPath: $0.change.backup!).name, mode: 0o600) })
+        var backedUp = Set<String>()
+        for (item, result) in zip(adoptions, backups) {
+            switch result {
+            case .success: backedUp.insert(item.file.path)
+            case .failure(let error): fail(item, error.description)
             }
+        }
+        for item in pending where item.change.kind != .adopted || backedUp.contains(item.file.path) { writable.append(item) }
+        // Every file in one batch: written, made durable together, renamed, directories synced.
+        let results = writer.writeAll(writable.map { AtomicWriter.Write(Array($0.file.contents.utf8), base: $0.file.baseDirectory, relative: $0.file.relativePath, mode: $0.file.mode) })
+        for (item, result) in zip(writable, results) {
+            switch result {
+            case .success(let created): if !created.isEmpty { next[item.file.path]?.createdDirectories += created }
+            case .failure(let error): fail(item, error.description)
+            }
+        }
+        func fail(_ item: Pending, _ message: String) {
+            outcome.failures.append(message)
+            outcome.changes.removeAll { $0.path == item.change.path }
+            if owned[item.file.path] == nil { next[item.file.path] = nil }
         }
         for entry in removals {
             do {
@@ -188,10 +200,12 @@ public struct ManagedFiles: Sendable {
         guard var data = try? encoder.encode(manifest) else { return false }
         data.append(0x0A)
         do {
-            try writer.write(Array(data), base: stateDirectory, relative: Self.manifestName, mode: 0o644)
             // The same list, one path a line, for the package's purge script (no JSON in sh).
             let list = manifest.files.map { $0.path + "\n" }.joined()
-            try writer.write(Array(list.utf8), base: stateDirectory, relative: Self.ownedFilesName, mode: 0o644)
+            for result in writer.writeAll([
+                AtomicWriter.Write(Array(data), base: stateDirectory, relative: Self.manifestName, mode: 0o644),
+                AtomicWriter.Write(Array(list.utf8), base: stateDirectory, relative: Self.ownedFilesName, mode: 0o644),
+            ]) { _ = try result.get() }
             return true
         } catch {
             outcome.failures.append("ownership manifest: \(error.description)")

@@ -26,7 +26,7 @@ final class HostileInputTests: XCTestCase {
     func testWorldWritableDesiredStateIsRefused() throws {
         let path = try write("a.yaml", valid, mode: 0o666)
         let result = DesiredStateLoader.load(root: HostRoot(scratch), settings: AgentSettings())
-        XCTAssertEqual(result.errorTexts, ["\(path):1:1: refusing to trust this file: it is world-writable (mode 666); run chmod o-w on it"])
+        XCTAssertEqual(result.errorTexts, ["\(path):1:1: refusing to trust this file: it is world-writable (mode 666); run chmod go-w on it"])
         XCTAssertEqual(result.model, MirrorModel())
     }
 

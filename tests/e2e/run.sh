@@ -248,7 +248,9 @@ done
 # --- hardening -----------------------------------------------------------------------------------
 exposure=$(inside systemd-analyze security mirror-agent.service --no-pager 2>/dev/null | sed -n 's/.*Overall exposure level for mirror-agent.service: \([0-9.]*\).*/\1/p')
 echo "# systemd-analyze security: exposure $exposure"
-check "systemd-analyze security exposure <= 3.0 (got ${exposure:-none})" python3 -c "import sys; sys.exit(0 if '$exposure' and float('$exposure') <= 3.0 else 1)"
+# The README states the figure; a unit change that raises it fails here until the README says so.
+readme_exposure=$(python3 -c 'import re,sys; m=re.search(r"\*\*exposure\s+([0-9.]+)\*\*", open(sys.argv[1]).read()); print(m.group(1) if m else "")' "$here/../../README.md")
+check "systemd-analyze security exposure <= the README's ${readme_exposure:-none} (got ${exposure:-none})" python3 -c "import sys; sys.exit(0 if '$exposure' and '$readme_exposure' and float('$exposure') <= float('$readme_exposure') else 1)"
 
 # --- stop, remove, purge -------------------------------------------------------------------------
 check "systemctl stop stops it" inside systemctl stop mirror-agent

@@ -61,7 +61,7 @@ echo "# hand edit" >> "$HOSTS/docker.io/hosts.toml"
 check "a hand edit of a managed hosts.toml is repaired" wait_until 10 bash -c "! grep -q 'hand edit' '$HOSTS/docker.io/hosts.toml'"
 rm "$DROPIN"
 check "a deleted managed drop-in is rewritten" wait_until 10 test -f "$DROPIN"
-check "the repair is logged with the file name" grep -q "repaired drift: .*99-mirror-agent.conf" "$H_TMP/daemon.log"
+check "the repair is logged with the file name" wait_until 10 grep -q "repaired drift: .*99-mirror-agent.conf" "$H_TMP/daemon.log"
 
 # The whole directory replaced (as a ConfigMap mount or a config-management tool does).
 new=$(mktemp -d "$D/etc/.mirror-agent-new.XXXXXX")

@@ -59,16 +59,26 @@ final class FileWatcher {
         }
     }
 
-    /// Everything pending (non-blocking).
+    /// Room for every event one read can return: the shim reads 16 KiB, and an event takes at
+    /// least 16 bytes, so nothing read is ever dropped.
+    private var buffer = [msa_inotify_event](repeating: msa_inotify_event(), count: 16384 / 16)
+
+    /// Everything pending (non-blocking): reads until the queue is empty. When the kernel's queue
+    /// overflowed (`IN_Q_OVERFLOW`), events were lost: every watched directory is then reported
+    /// as changed (an event with an empty name), so the caller rescans everything.
     func read() -> [Event] {
         var events: [Event] = []
-        var buffer = [msa_inotify_event](repeating: msa_inotify_event(), count: 128)
         var needsRefresh = false
+        var overflowed = false
         while true {
             let n = buffer.withUnsafeMutableBufferPointer { msa_inotify_read(fd, $0.baseAddress, Int32($0.count)) }
             if n <= 0 { break }
             for i in 0..<Int(n) {
                 let event = buffer[i]
+                if event.mask & UInt32(IN_Q_OVERFLOW) != 0 {
+                    overflowed = true
+                    continue
+                }
                 guard let directory = byDescriptor[event.wd] else { continue }  // a watch already dropped
                 let name = withUnsafeBytes(of: event.name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
                 if event.mask & UInt32(IN_IGNORED) != 0 {
@@ -78,6 +88,13 @@ final class FileWatcher {
                 }
                 if event.mask & UInt32(IN_DELETE_SELF | IN_MOVE_SELF | IN_ISDIR) != 0 { needsRefresh = true }
                 events.append(Event(directory: directory, name: name, mask: event.mask))
+            }
+        }
+        if overflowed {
+            // Watches may have ended unseen too: check them all, then report everything.
+            needsRefresh = true
+            for directory in Set(byDescriptor.values).union(wanted).sorted() {
+                events.append(Event(directory: directory, name: "", mask: UInt32(IN_Q_OVERFLOW)))
             }
         }
         if needsRefresh { refresh() }

@@ -120,6 +120,8 @@ struct StatusReport: Codable, Equatable {
             if let action = runtime.lastAction, let time = runtime.lastActionTime, runtime.pending == nil {
                 let verb = action.action.hasPrefix("reload") ? "reloaded" : "restarted"
                 switch action.result {
+                // auto_reload_registries: CRI-O picked the drop-in up itself, nothing was sent.
+                case .done where action.action == "none": text = "\(runtime.name) reloads itself (auto_reload_registries)"
                 case .done: text = "\(runtime.name) \(verb) \(Self.ago(time, now: now))"
                 case .pending: text = "\(runtime.name) \(action.action) pending"
                 case .rolledBack: text = "\(runtime.name) \(action.action) FAILED, rolled back \(Self.ago(time, now: now))"
@@ -132,8 +134,22 @@ struct StatusReport: Codable, Equatable {
         if let first = nodeErrors.first {
             line = "\(first)\(nodeErrors.count > 1 ? " (+\(nodeErrors.count - 1) more)" : ""); " + line
         }
-        if let error { return "error: \(error) (last good configuration in force); " + line }
+        if let error { return "error: \(Self.publicError(error)) (last good configuration in force); " + line }
         return line
+    }
+
+    /// STATUS= is shown to every user by `systemctl status`: an input error appears there by its
+    /// place only (`path:line:column`), never with the values the message quotes; the message
+    /// itself is in the journal and in status.json (root's alone).
+    static func publicError(_ error: String) -> String {
+        let firstLine = error.prefix(while: { $0 != "\n" })
+        // "path:line:column: message": keep the place.
+        let parts = firstLine.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
+        if parts.count == 4, parts[0].hasPrefix("/"), Int(parts[1]) != nil, Int(parts[2]) != nil {
+            let more = error.split(separator: "\n").count - 1
+            return "invalid input at \(parts[0]):\(parts[1]):\(parts[2])\(more > 0 ? " and \(more) more" : "") (journalctl -u mirror-agent or mirror-agent status says what)"
+        }
+        return Quote.message(String(firstLine))
     }
 
     static func ago(_ date: Date, now: Date) -> String {
@@ -156,10 +172,22 @@ struct StatusReport: Codable, Equatable {
     func write(to hostPath: String, root: HostRoot) throws {
         var data = try Self.encoder().encode(self)
         data.append(0x0A)
-        try AtomicWriter(root: root).write(Array(data), hostPath: hostPath, mode: 0o644)
+        // Root's alone (in a 0700 directory too): errors quote desired-state values. See SECURITY.md.
+        try AtomicWriter(root: root).write(Array(data), hostPath: hostPath, mode: 0o600)
     }
 
     static func read(from hostPath: String, root: HostRoot) -> Result<StatusReport, Error> {
-        Result { try decoder().decode(StatusReport.self, from: Data(contentsOf: URL(fileURLWithPath: root.path(hostPath)))) }
+        Result {
+            // The agent's one safe reader: never blocks on a FIFO, never reads past 16 MiB.
+            switch FileSystem.read(root.path(hostPath), limit: 16 << 20) {
+            case .success(let bytes): return try decoder().decode(StatusReport.self, from: Data(bytes))
+            case .failure(.missing): throw CocoaError(.fileReadNoSuchFile)
+            case .failure(let error): throw StatusReadError(description: "\(root.path(hostPath)): \(DesiredStateLoader.describe(error))")
+            }
+        }
     }
+}
+
+struct StatusReadError: Error, CustomStringConvertible {
+    var description: String
 }

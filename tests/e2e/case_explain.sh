@@ -149,9 +149,9 @@ if grep -q '^ *config_path = "/etc/containerd/certs.d"' "$ce_config"; then
   mkdir -p "$M/etc/containerd/certs-explain/_default"
   printf '[host."http://%s"]\n' "$B" > "$M/etc/containerd/certs-explain/_default/hosts.toml"
   ce_hosts "$U" <<<"[host.\"http://$A\"]"
-  ce_judge "':'-separated config_path: the first entry's _default wins over a later host directory" "$U/e12:1" e12 1
+  ce_judge "':'-separated config_path, _default in the first entry, the host's directory in the second (1.x: the _default; 2.1+: the registry itself)" "$U/e12:1" e12 1
   rm -rf "$M/etc/containerd/certs-explain/_default"
-  ce_judge "':'-separated config_path: the second entry's host directory" "$U/e13:1" e13 1
+  ce_judge "':'-separated config_path, only the second entry's host directory (1.x: it; 2.1+: the registry itself)" "$U/e13:1" e13 1
   ce_clean "$U"
   rm -rf "$M/etc/containerd/certs-explain"
 else

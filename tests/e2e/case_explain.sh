@@ -131,8 +131,9 @@ ce_judge "an unqualified name is docker.io/library/..." "eshort:1" library/eshor
 ce_clean docker.io
 
 # --- a ':'-separated config_path (needs a containerd restart) ------------------------------------
-# The CRI plugin reads each entry in order; the first entry with host_port_, host:port or _default
-# wins, even its _default over the host's own directory in a later entry. The agent is stopped
+# 1.6/1.7: the CRI plugin reads each entry in order; the first entry with host_port_, host:port or
+# _default wins. 2.1+: CRI pulls go through the transfer service, which reads the list as one
+# directory, so the registry itself serves (containerd 12415). The agent is stopped
 # meanwhile (it watches config.toml), and config.toml is restored byte for byte afterwards.
 ce_config="$M/etc/containerd/config.toml"
 cp -p "$ce_config" "$H_TMP/ce-config.toml"

@@ -23,11 +23,15 @@ struct CRIORegistriesInspector {
             if Array(name.utf8).lexicographicallyPrecedes(Array(ourName.utf8)) {
                 earlier.append(directory + "/" + name)
             } else {
+                // Only a table with one of our prefixes matters: other prefixes are matched by
+                // length, not file order, and a file of [aliases] alone (containers-common's
+                // shortnames.conf) changes nothing of ours.
                 let later = prefixes(inFile: directory + "/" + name)
                 let clash = ourPrefixes.intersection(later.map(\.prefix)).sorted()
+                guard !clash.isEmpty else { continue }
                 warnings.append(
                     .warning(
-                        "\(root.path(directory))/\(name) sorts after \(ourName)\(clash.isEmpty ? "" : " and replaces its tables for \(clash.joined(separator: ", "))"); rename it or choose a later crio.dropIn name",
+                        "\(root.path(directory))/\(name) sorts after \(ourName) and replaces its tables for \(clash.joined(separator: ", ")); rename it or choose a later crio.dropIn name",
                         at: nil))
             }
         }

@@ -53,6 +53,15 @@ final class ReconcilerTests: ScratchRootTestCase {
         XCTAssertTrue(messages.contains { $0.contains("zz-late.conf sorts after 99-mirror-agent.conf and replaces its tables for docker.io") }, "\(messages)")
     }
 
+    func testALaterDropInWithoutOurPrefixesIsNoWarning() throws {
+        // containers-common ships registries.conf.d/shortnames.conf ([aliases] only): it sorts
+        // after 99-mirror-agent.conf but changes nothing of ours.
+        try write("/etc/containers/registries.conf.d/shortnames.conf", "[aliases]\n  \"nginx\" = \"docker.io/library/nginx\"\n")
+        try write("/etc/containers/registries.conf.d/zz-other.conf", "[[registry]]\nprefix = \"other.example\"\nlocation = \"other.example\"\n")
+        let messages = Reconciler(root: root, settings: settings([.crio])).plan(model).warnings.map(\.message)
+        XCTAssertFalse(messages.contains { $0.contains("sorts after") }, "\(messages)")
+    }
+
     func testAutoDetectsRuntimesFromTheirConfiguration() throws {
         XCTAssertEqual(AgentSettings().selectedRuntimes(root: root), [])
         try write("/etc/crio/crio.conf", "")

@@ -48,8 +48,12 @@ in_ns journalctl -u mirror-agent --since "@$t0" --no-pager -q -o short-precise >
 echo "# journal of start, 2 reloads, stop ($(wc -l < "$H_TMP/journal-window.txt") lines):"
 sed 's/^/#   /' "$H_TMP/journal-window.txt"
 check "the journal window has the start, the reload and the stop" bash -c "grep -q 'started (root /)' '$H_TMP/journal-window.txt' && grep -q 'agent.yaml re-read' '$H_TMP/journal-window.txt' && grep -q 'stopping on signal' '$H_TMP/journal-window.txt'"
-check "no journal line at priority warning or worse for start, reload, stop" bash -c "[ -z \"\$(nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent --since @$t0 -p warning --no-pager -q)\" ]"
-check "no journal line that reads as a warning or an error (thread priority, failed...)" bash -c "! grep -Ei 'warn|error|fail|denied' '$H_TMP/journal-window.txt'"
+# The one line let through is the test machine's, not the package's: sid's systemd in an nspawn
+# machine on this cgroup-v1 host has no pids controller and says so ("Failed to read pids.max
+# ... ignoring") when any unit stops.
+machine_noise='systemd\[1\]: [^ ]+: Failed to read pids\.max for control group .*, ignoring'
+check "no journal line at priority warning or worse for start, reload, stop" bash -c "! nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent --since @$t0 -p warning --no-pager -q -o short-precise | grep -Ev '$machine_noise' | grep -q ."
+check "no journal line that reads as a warning or an error (thread priority, failed...)" bash -c "! grep -Ev '$machine_noise' '$H_TMP/journal-window.txt' | grep -Ei 'warn|error|fail|denied'"
 check "reload: started again" inside systemctl start mirror-agent
 
 # --- an invalid change: systemctl reload fails, the previous settings stay -----------------------

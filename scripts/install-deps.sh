@@ -16,7 +16,7 @@ case "${1:-build}" in
   cri) want=("${cri[@]}") ;;
   *) echo "usage: $0 build|test|deb|e2e|cri" >&2; exit 2 ;;
 esac
-# Debian packages only (python3-* too: Debian's Python refuses pip installs, PEP 668); the
+# Debian packages only, python3-* ones too (Debian's Python refuses PyPI installs, PEP 668); the
 # Makefile puts /usr/bin first on PATH so the project's scripts run Debian's python3.
 missing=()
 for p in "${want[@]}"; do

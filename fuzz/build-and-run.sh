@@ -9,10 +9,11 @@ SCRATCH=.build-fuzz
 # SwiftPM cannot link an executable with -sanitize=fuzzer (it renames main): build the libraries
 # instrumented, then link the entry point against their objects with swiftc.
 swift build --scratch-path "$SCRATCH" --target RuntimeWriters -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library >/dev/null
-objects=$(find -L "$SCRATCH/debug/" \( -path '*/Diagnostics.build/*.o' -o -path '*/MarkedYAML.build/*.o' -o -path '*/DesiredState.build/*.o' -o -path '*/RuntimeWriters.build/*.o' -o -path '*/TOMLKit.build/*.o' -o -path '*/CTOML.build/*.o' \))
+objects=$(find -L "$SCRATCH/debug/" \( -path '*/Diagnostics.build/*.o' -o -path '*/MarkedYAML.build/*.o' -o -path '*/DesiredState.build/*.o' -o -path '*/RuntimeWriters.build/*.o' -o -path '*/TOMLKit.build/*.o' -o -path '*/CTOML.build/*.o' -o -path '*/CLinuxShim.build/*.o' \))
 swiftc -sanitize=fuzzer,address -parse-as-library fuzz/FuzzDesiredState.swift \
   -I "$SCRATCH/debug/Modules" -Xcc -fmodule-map-file=Sources/CYAML/module.modulemap \
   -Xcc -I"$SCRATCH/checkouts/TOMLKit/Sources/CTOML/include" \
+  -Xcc -fmodule-map-file="$SCRATCH/debug/CLinuxShim.build/module.modulemap" -Xcc -I"Sources/CLinuxShim/include" \
   $objects -lyaml -lstdc++ -o "$SCRATCH/fuzz-desired-state"
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT

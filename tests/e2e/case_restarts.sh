@@ -33,6 +33,11 @@ inside systemctl stop mirror-agent
 r_stock
 inside systemctl restart containerd
 check "(a) setup: config.toml has no config_path and containerd runs with it" bash -c "! grep -q config_path '$R_CONFIG' && [ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active containerd)\" = active ]"
+if declare -F cri_pull >/dev/null; then
+  # Control for the pull check below: containerd on the stock config (no config_path) sends a CRI
+  # pull for upstream.invalid to that name itself, which cannot be reached.
+  check "(a) control: while containerd runs without config_path the same CRI pull fails" fails cri_pull upstream.invalid/library/hello:1 --remove
+fi
 sleep 1.2   # one-second timestamps: the fix must come visibly after containerd's start
 pid_before=$(mainpid containerd)
 inside systemctl start mirror-agent

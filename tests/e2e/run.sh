@@ -190,7 +190,7 @@ check "containerd active with it" wait_until 30 bash -c "[ \"\$(nsenter -t $E2E_
 # `containerd config dump` of the candidate fails (or shows no config_path), so it is held back.
 # Start from a settled agent: no restart still recorded from the sections above (apply would
 # carry it out first, and its rollback would rewrite config.toml).
-check "no runtime action is still pending before the unverifiable fix" wait_until 120 test ! -e "$M/var/lib/mirror-agent/pending-actions.json"
+check "no runtime action is still pending before the unverifiable fix" wait_until 120 bash -c "! grep -qE '\"(containerdRestart|crioReload)\"' '$M/var/lib/mirror-agent/pending-actions.json'"
 inside systemctl stop mirror-agent
 cp -p "$M/etc/containerd/config.toml" "$H_TMP/config.before-unverifiable"
 printf 'version = 4\n' > "$M/etc/containerd/config.toml"

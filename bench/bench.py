@@ -158,9 +158,11 @@ def b1_run(debounce, iterations):
         # Shipped settings (debounce 200ms); probes off only because no mirror here answers.
         root = scratch_root(shipped_yaml(["containerd", "crio"]) + "probe: {enabled: false}\n")
         label = "shipped debounce 200ms"
+        window = 0.2
     else:
         root = scratch_root(f"runtimes: [containerd, crio]\ndaemon: {{debounce: {debounce}}}\nprobe: {{enabled: false}}\n")
         label = f"changed: debounce {debounce}"
+        window = int(debounce.rstrip("ms")) / 1000
     daemon = start_daemon(root)
     dropins = f"{root}/etc/mirror-agent/mirrors.d"
     hosts_dir = f"{root}/etc/containerd/certs.d/bench.example"
@@ -194,7 +196,9 @@ def b1_run(debounce, iterations):
         os.rename(f"{crio_dir}/base.tmp", f"{crio_dir}/99-mirror-agent.conf")
         t1 = watch.wait_for({(hosts_dir, "hosts.toml"), (crio_dir, "99-mirror-agent.conf")}, 10)
         base.append((t1 - t0) * 1000)
-        time.sleep(0.25)  # the agent repairs the "drift" the baseline made; let it settle
+        # The agent checks the "drift" the baseline made (at once, then once more after the
+        # debounce window); let it settle so the next drop comes after a quiet window.
+        time.sleep(0.25 + 2 * window)
     watch.close()
     daemon.terminate()
     daemon.wait(5)

@@ -69,6 +69,10 @@ final class Daemon {
     let statusTimer: Int32
     var desiredChanged = false
     var outputChanged: Set<String> = []
+    /// When a pass follows file changes: at once for a complete change, one more per burst.
+    var passTiming: PassTiming
+    let clockOrigin = ContinuousClock.now
+    var monotonicNow: Duration { ContinuousClock.now - clockOrigin }
     /// Failing passes in a row (disk full, read-only /etc...): the next try comes after
     /// `retrySchedule.delay(afterFailures:)`, and not sooner. While a retry is due, changes of
     /// managed files wait for it (the retry rewrites them anyway); a desired-state change (new
@@ -87,6 +91,7 @@ final class Daemon {
         self.settingsProblem = settingsProblem
         self.logger = logger
         watcher = try FileWatcher()
+        passTiming = PassTiming(window: settings.daemon.debounce)
         signals = msa_signalfd_open()
         debounceTimer = msa_timerfd_open()
         restartTimer = msa_timerfd_open()
@@ -248,15 +253,19 @@ final class Daemon {
     /// kernel queues them during the writes, so they are all pending when a pass returns).
     private func handleFileEvents(ownWrites: [String] = []) {
         let desired = desiredDirectories
+        var seen: PassTiming.Change?
         for event in watcher.read() {
             if event.name.hasPrefix(AtomicWriterTemporaryPrefix) { continue }
             let path = event.name.isEmpty ? event.directory : event.directory + "/" + event.name
             if ownWrites.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) { continue }
+            var read = true
             if desired.contains(event.directory) {
                 if path == root.path(AgentSettings.path) {
                     logger.notice("agent.yaml changed; run systemctl reload mirror-agent to apply it", metadata: ["file": "\(path)"])
+                    continue
                 } else {
                     desiredChanged = true
+                    read = event.name.isEmpty || DesiredStateLoader.isDesiredStateName(event.name) || path == root.path(DesiredStateLoader.mainFile)
                 }
             } else if desired.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 // A desired-state directory itself appeared, went away or was replaced.
@@ -265,12 +274,23 @@ final class Daemon {
                 outputChanged.insert(path)
             } else if outputDirectories.contains(event.directory) || outputDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 outputChanged.insert(path)
+            } else {
+                continue
             }
+            if seen != .complete { seen = ChangeKind.of(mask: event.mask, read: read) }
         }
-        // New input is tried after the debounce; changes of managed files wait for a retry
-        // that is due (it rewrites them anyway), so a failing pass is not re-run per event.
-        if desiredChanged || (!outputChanged.isEmpty && !retryDue) {
-            _ = msa_timerfd_arm(debounceTimer, nanoseconds(settings.daemon.debounce), 0)
+        // New input is tried at once when complete (else after the debounce), one more pass per
+        // burst; changes of managed files wait for a retry that is due (it rewrites them anyway),
+        // so a failing pass is not re-run per event.
+        if let seen, desiredChanged || (!outputChanged.isEmpty && !retryDue) {
+            let now = monotonicNow
+            let delay: Duration
+            switch passTiming.changed(seen, at: now) {
+            case .now: delay = .zero
+            case .at(let due): delay = due - now
+            }
+            // 1 ns: a zero would disarm the timer; the loop runs the pass on its next turn.
+            _ = msa_timerfd_arm(debounceTimer, max(1, nanoseconds(delay)), 0)
         }
     }
 
@@ -311,6 +331,7 @@ final class Daemon {
             }
             let probeChanged = fresh.probe != settings.probe
             settings = fresh
+            passTiming.window = settings.daemon.debounce
             logger.info("agent.yaml re-read")
             armWatchdog()
             if probeChanged {
@@ -337,6 +358,7 @@ final class Daemon {
     @discardableResult
     private func reconcile(reason: String) -> [String] {
         generation += 1
+        defer { passTiming.passEnded(at: monotonicNow) }
         let down = settings.probe.onUnhealthy == .demote ? tracker.down : []
         let reconciliation = Reconciliation(root: root, settings: settings, dryRun: settingsProblem != nil, down: down)
         let result = reconciliation.run()

@@ -54,6 +54,11 @@ final class Daemon {
     var probeRound = 0
     var probeInFlight: Int?
     var probeTask: Task<Void, Never>?
+    /// Full rounds every interval; a failing endpoint rechecked on its own until it is decided.
+    var probeSchedule: ProbeSchedule
+    /// The endpoints the next round probes (nil: all), and those of the round in flight.
+    var nextRecheck: [String]?
+    var recheckInFlight: [String]?
     /// Node errors the probes found, logged once each until they go away.
     var loggedNodeErrors: [String] = []
     let probeMailbox = ProbeMailbox()
@@ -92,6 +97,7 @@ final class Daemon {
         self.logger = logger
         watcher = try FileWatcher()
         passTiming = PassTiming(window: settings.daemon.debounce)
+        probeSchedule = ProbeSchedule(interval: settings.probe.interval, jitter: settings.probe.jitter)
         signals = msa_signalfd_open()
         debounceTimer = msa_timerfd_open()
         restartTimer = msa_timerfd_open()
@@ -163,7 +169,15 @@ final class Daemon {
     /// so the results are handled here, in the loop.
     private func startProbeRound() {
         guard settings.probe.enabled, probeInFlight == nil else { return }
-        let targets = ProbeTargets.from(lastModel)
+        var targets = ProbeTargets.from(lastModel)
+        if let ids = nextRecheck {
+            let rechecked = targets.filter { ids.contains($0.id) }
+            if !rechecked.isEmpty { targets = rechecked }
+            recheckInFlight = rechecked.isEmpty ? nil : ids
+            nextRecheck = nil
+        } else {
+            recheckInFlight = nil
+        }
         guard !targets.isEmpty else {
             scheduleNextProbe()
             return
@@ -189,9 +203,11 @@ final class Daemon {
         while read(probeDone.read, &byte, 1) > 0 {}
         probeInFlight = nil
         probeTask = nil
+        let wasFull = recheckInFlight == nil
+        recheckInFlight = nil
         guard let (round, results) = probeMailbox.take(), round == probeRound else { return scheduleNextProbe() }
         let downBefore = tracker.down
-        for transition in tracker.record(results) {
+        for transition in tracker.record(results, forgetOthers: wasFull) {
             let metadata: Logger.Metadata = ["registry": "\(transition.registries.first ?? "")", "endpoint": "\(transition.id)"]
             switch transition.to {
             case .down, .demoted:
@@ -222,13 +238,22 @@ final class Daemon {
             report.probes = tracker.sorted
             publish(report)
         }
-        scheduleNextProbe()
+        scheduleNextProbe(afterFull: wasFull)
     }
 
-    private func scheduleNextProbe() {
+    private func scheduleNextProbe(afterFull: Bool = true) {
         guard settings.probe.enabled else { return }
-        let jitter = settings.probe.jitter > .zero ? Double.random(in: 0...1) * Double(nanoseconds(settings.probe.jitter)) : 0
-        _ = msa_timerfd_arm(probeTimer, nanoseconds(settings.probe.interval) + UInt64(jitter), 0)
+        let now = monotonicNow
+        let due: Duration
+        switch probeSchedule.next(afterFull: afterFull, health: tracker.sorted, now: now, random: Double.random(in: 0...1)) {
+        case .full(let at):
+            nextRecheck = nil
+            due = at
+        case .recheck(let ids, let at):
+            nextRecheck = ids
+            due = at
+        }
+        _ = msa_timerfd_arm(probeTimer, max(1, nanoseconds(due - now)), 0)
     }
 
     private func stopProbes() {
@@ -340,6 +365,9 @@ final class Daemon {
                 probeInFlight = nil
                 probeRound += 1
                 tracker = HealthTracker(failureThreshold: settings.probe.failureThreshold, successThreshold: settings.probe.successThreshold)
+                probeSchedule = ProbeSchedule(interval: settings.probe.interval, jitter: settings.probe.jitter)
+                nextRecheck = nil
+                recheckInFlight = nil
                 _ = msa_timerfd_arm(probeTimer, settings.probe.enabled ? 1_000_000 : 0, 0)
             }
         }

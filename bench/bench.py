@@ -177,6 +177,7 @@ def b1_run(debounce, iterations):
             break
         time.sleep(0.05)
     watch = Inotify([hosts_dir, crio_dir])
+    time.sleep(0.25 + 2 * window)  # the first drop, too, comes after a quiet window
     agent, base = [], []
     for i in range(iterations):
         watch.drain()

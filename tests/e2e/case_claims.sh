@@ -23,7 +23,7 @@ c_restart_agent() { inside systemctl restart mirror-agent; wait_until 20 c_activ
 inside systemctl restart mirror-agent
 c_pid=$(c_show mirror-agent MainPID)
 check "READY=1 only after the first pass: when systemctl restart returns, status.json is the new process's pass" \
-  python3 -c "import json,sys; s=json.load(open('$M/run/mirror-agent/status.json')); print(s.get('pid'), s.get('result')); sys.exit(0 if s.get('pid') == $c_pid and s.get('result') in ('ok', 'warnings') else 1)"
+  bash -c "nsenter -t $E2E_INIT_PID -m -p -- cat /run/mirror-agent/status.json | python3 -c \"import json,sys; s=json.load(sys.stdin); print(s.get('pid'), s.get('result')); sys.exit(0 if s.get('pid') == $c_pid and s.get('result') == 'ok' else 1)\""
 check "systemd shows the notify STATUS= text" bash -c "c_show mirror-agent StatusText | grep -q registr"
 
 # --- the watchdog, with a short WatchdogSec= --------------------------------------------------------

@@ -96,14 +96,16 @@ nobus_apply() { # MODE (systemd|nosystemd) -> output in $H_TMP/nobus-MODE.out
     mount -t overlay overlay -o "lowerdir=/etc,upperdir=$S/etc-up,workdir=$S/etc-work" /etc || exit 90
     mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$S/var-up,workdir=$S/var-work" /var/lib || exit 90
     mount -t tmpfs -o mode=755 tmpfs /run || exit 90
-    [ "$MODE" = systemd ] && mkdir -p /run/systemd/system
+    [ "$MODE" = nosystemd ] || mkdir -p /run/systemd/system
     rm -rf /etc/mirror-agent /var/lib/mirror-agent
     mkdir -p /etc/mirror-agent/mirrors.d /etc/containerd
     printf "version = 2\n" > /etc/containerd/config.toml
     printf "runtimes: [containerd]\nprobe: {enabled: false}\n" > /etc/mirror-agent/agent.yaml
+    [ "$MODE" = never ] && printf "restart: {policy: never}\n" >> /etc/mirror-agent/agent.yaml
     printf "mirrors:\n  nobus.invalid:\n    endpoint: [\"http://127.0.0.1:5996\"]\n" > /etc/mirror-agent/mirrors.d/nobus.yaml
     "$AGENT" apply --root /; echo "exit $?"
     test -f /etc/containerd/certs.d/nobus.invalid/hosts.toml && echo "hosts.toml written"
+    grep -q containerdRestart /var/lib/mirror-agent/pending-actions.json 2>/dev/null && echo "restart recorded"
   ' _ "$S" "$AGENT" "$1" > "$H_TMP/nobus-$1.out" 2>&1
   sed 's/^/#   /' "$H_TMP/nobus-$1.out"
 }
@@ -111,7 +113,14 @@ nobus_apply systemd
 check "no D-Bus (systemd present, no bus socket): apply on / exits 0" grep -qx 'exit 0' "$H_TMP/nobus-systemd.out"
 check "no D-Bus: the bus was tried and the restart is pending with the bus error" grep -q 'restart pending: cannot connect to the system D-Bus (nor, as root, to systemd.s private socket)' "$H_TMP/nobus-systemd.out"
 check "no D-Bus: the hosts.toml files are in force all the same" grep -qx 'hosts.toml written' "$H_TMP/nobus-systemd.out"
+check "no D-Bus: the restart stays recorded for the next run (pending-actions.json)" grep -qx 'restart recorded' "$H_TMP/nobus-systemd.out"
 check "control: the --root run above never reached the bus (its message is not the bus error)" lacks 'D-Bus' "$H_TMP/nodbus.out"
 nobus_apply nosystemd
 check "no systemd: apply on / exits 0 and says systemd is not running" bash -c "grep -qx 'exit 0' '$H_TMP/nobus-nosystemd.out' && grep -q 'restart pending: systemd is not running here' '$H_TMP/nobus-nosystemd.out'"
+# restart.policy: never, on / with systemd present: the policy decides before any bus is tried,
+# the restart is reported pending for that reason and stays recorded.
+nobus_apply never
+check "policy never: apply on / exits 0, the restart pending because of the policy (not a bus error)" \
+  bash -c "grep -qx 'exit 0' '$H_TMP/nobus-never.out' && grep -q 'restart pending: restart policy is never' '$H_TMP/nobus-never.out' && lacks 'D-Bus' '$H_TMP/nobus-never.out'"
+check "policy never: the restart stays recorded in pending-actions.json" grep -qx 'restart recorded' "$H_TMP/nobus-never.out"
 check "the namespace left the host alone (no /etc/mirror-agent/mirrors.d/nobus.yaml on the host)" test ! -e /etc/mirror-agent/mirrors.d/nobus.yaml

@@ -267,10 +267,13 @@ check "after remove: config.toml keeps config_path" grep -q config_path "$M/etc/
 seen=$(registry_log_lines MIRROR)
 check "after remove: a CRI pull (image removed first) still goes through the mirror" cri_pull upstream.invalid/library/hello:1 --remove
 check "after remove: the mirror served it" mirror_served "$seen" upstream.invalid library/hello 1
+check "before purge: the CRI-O drop-in is there (so its absence below means something)" test -f "$M/etc/containers/registries.conf.d/99-mirror-agent.conf"
 check "apt purge works" inside apt-get purge -y -q mirror-agent
 check "after purge: the agent's state is gone" test ! -e "$M/var/lib/mirror-agent"
 check "after purge: its settings are gone" test ! -e "$M/etc/mirror-agent/agent.yaml"
 check "after purge: the files it wrote are gone" test ! -e "$M/etc/containerd/certs.d/upstream.invalid/hosts.toml"
+check "after purge: the CRI-O drop-in it wrote is gone" test ! -e "$M/etc/containers/registries.conf.d/99-mirror-agent.conf"
+check "after purge: the desired-state files fleet tooling dropped stay (not the package's)" test -f "$M/etc/mirror-agent/mirrors.d/10-upstream.yaml"
 check "after purge: containerd's own config.toml stays" test -f "$M/etc/containerd/config.toml"
 check "containerd is still active" test "$(inside systemctl is-active containerd)" = active
 

@@ -310,7 +310,7 @@ hung=$HUNG_PORT
 H=$(mktemp -d "$H_TMP/demote.XXXXXX")
 mkdir -p "$H/etc/mirror-agent/mirrors.d" "$H/var/lib/prometheus/node-exporter"
 cat > "$H/etc/mirror-agent/agent.yaml" <<YAML
-runtimes: [containerd]
+runtimes: [containerd, crio]
 daemon: {debounce: 50ms}
 probe: {interval: 1s, jitter: 0s, timeout: 1s, connectTimeout: 1s, failureThreshold: 2, successThreshold: 2, onUnhealthy: demote}
 YAML
@@ -322,8 +322,15 @@ YAML
 "$AGENT" run --root "$H" > "$H_TMP/demote.log" 2>&1 &
 H_PIDS+=($!)
 HT="$H/etc/containerd/certs.d/demote.invalid/hosts.toml"
+HD="$H/etc/containers/registries.conf.d/99-mirror-agent.conf"
 check "at first both mirrors are in hosts.toml" wait_until 10 grep -q "127.0.0.1:$hung" "$HT"
+check "and in the CRI-O drop-in" wait_until 10 grep -q "127.0.0.1:$hung" "$HD"
 check "the hung mirror is left out after 2 failed rounds" wait_until 15 lacks "127.0.0.1:$hung" "$HT"
+check "and out of the CRI-O drop-in (demotion for CRI-O)" wait_until 15 lacks "127.0.0.1:$hung" "$HD"
+g_seen=$(registry_log_lines GOOD)
+check "skopeo pulls through the demoted drop-in without waiting on the hung mirror" \
+  timeout 30 skopeo --registries-conf "$HD" inspect --no-tags --retry-times 0 docker://demote.invalid/library/hello:1
+check "and the good mirror served it" bash -c "tail -n +$((g_seen + 1)) '$REG_GOOD_LOG' | grep -Eq '\"GET /v2/library/hello/manifests/1 HTTP/1\\.1\" 200'"
 check "the change is logged once, as down" test "$(grep -c "mirror http://127.0.0.1:$hung/v2/ is down" "$H_TMP/demote.log")" = 1
 check "status.json shows the endpoint demoted with its reason" python3 -c "
 import json,sys; s=json.load(open('$H/run/mirror-agent/status.json'))

@@ -26,6 +26,26 @@ check "READY=1 only after the first pass: when systemctl restart returns, status
   bash -c "nsenter -t $E2E_INIT_PID -m -p -- cat /run/mirror-agent/status.json | python3 -c \"import json,sys; s=json.load(sys.stdin); print(s.get('pid'), s.get('result')); sys.exit(0 if s.get('pid') == $c_pid and s.get('result') == 'ok' else 1)\""
 check "systemd shows the notify STATUS= text" bash -c "c_show mirror-agent StatusText | grep -q registr"
 
+# --- RELOADING=1 and STOPPING=1 as systemd sees them ----------------------------------------------
+# With PID 1 logging at debug level, every state change of the unit is logged. A plain SIGHUP
+# (no ExecReload= job) moves the unit to reload only if the agent sends RELOADING=1, and back to
+# running on its READY=1; a plain SIGTERM moves it to stop-sigterm before the process exits only
+# if the agent sends STOPPING=1 (without it: "Main process exited" while still running).
+c_pid1_log() { nsenter -t "$E2E_INIT_PID" -m -p -- journalctl _PID=1 --since "@$1" --no-pager -q -o cat | grep '^mirror-agent.service: '; }
+export -f c_pid1_log 2>/dev/null
+inside systemd-analyze log-level debug
+c_t=$(date +%s); sleep 1
+check "control: no reload state change for the agent before the SIGHUP" output_lacks 'Changed running -> reload' c_pid1_log "$c_t"
+inside systemctl kill --kill-whom=main --signal=HUP mirror-agent
+check "RELOADING=1: systemd moved the unit running -> reload on a plain SIGHUP" wait_until 15 bash -c "c_pid1_log $c_t | grep -q 'Changed running -> reload'"
+check "READY=1 after the reload: systemd moved it back to running" wait_until 15 bash -c "c_pid1_log $c_t | grep -Eq 'Changed reload(-notify)? -> running'"
+c_t=$(date +%s); sleep 1
+inside systemctl kill --kill-whom=main --signal=TERM mirror-agent
+check "STOPPING=1: on a plain SIGTERM systemd moved the unit running -> stop-sigterm" wait_until 15 bash -c "c_pid1_log $c_t | grep -q 'Changed running -> stop-sigterm'"
+check "and the agent stopped cleanly (inactive, Result=success)" wait_until 15 bash -c "[ \"\$(c_show mirror-agent ActiveState)\" = inactive ] && [ \"\$(c_show mirror-agent Result)\" = success ]"
+inside systemd-analyze log-level info
+c_restart_agent
+
 # --- the watchdog, with a short WatchdogSec= --------------------------------------------------------
 mkdir -p "$M/etc/systemd/system/mirror-agent.service.d"
 printf '[Service]\nWatchdogSec=2s\nRestartSec=1s\n' > "$M/etc/systemd/system/mirror-agent.service.d/90-e2e-watchdog.conf"

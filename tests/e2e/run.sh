@@ -244,8 +244,12 @@ inside rm -f /run/crio-stand-in-fail
 # Each tests/e2e/case_*.sh is a bash fragment sourced here, in name order, with the machine booted
 # and the package installed; it may use check, wait_until, inside, mainpid, $M, $H_TMP,
 # $REG_MIRROR_ADDR and $E2E_INIT_PID, and leaves the agent active with agent.yaml as it found it.
+# E2E_CASES="claims reload" runs only those case files (for iterating on one; make test runs all).
 for case_file in "$here"/case_*.sh; do
   [ -e "$case_file" ] || continue
+  if [ -n "${E2E_CASES:-}" ]; then
+    c=${case_file##*/case_}; [[ " $E2E_CASES " == *" ${c%.sh} "* ]] || continue
+  fi
   echo "# case: $(basename "$case_file")"
   source "$case_file"
 done

@@ -31,7 +31,10 @@ check "systemd shows the notify STATUS= text" bash -c "c_show mirror-agent Statu
 # (no ExecReload= job) moves the unit to reload only if the agent sends RELOADING=1, and back to
 # running on its READY=1; a plain SIGTERM moves it to stop-sigterm before the process exits only
 # if the agent sends STOPPING=1 (without it: "Main process exited" while still running).
-c_pid1_log() { nsenter -t "$E2E_INIT_PID" -m -p -- journalctl _PID=1 --since "@$1" --no-pager -q -o cat | grep '^mirror-agent.service: '; }
+c_pid1_log() { # PID 1's lines about the agent since @T; fails only if journalctl fails
+  local out; out=$(nsenter -t "$E2E_INIT_PID" -m -p -- journalctl _PID=1 --since "@$1" --no-pager -q -o cat) || return 1
+  printf '%s\n' "$out" | grep '^mirror-agent.service: '; return 0
+}
 export -f c_pid1_log 2>/dev/null
 inside systemd-analyze log-level debug
 c_t=$(date +%s); sleep 1

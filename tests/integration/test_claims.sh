@@ -83,3 +83,13 @@ check "--dry-run --diff wrote nothing" test "$(sha256sum < "$K/etc/containerd/ce
 "$AGENT" apply --root "$K" > /dev/null 2>&1
 "$AGENT" apply --root "$K" --dry-run --diff > "$H_TMP/claims-diff2.out" 2>&1
 check "control: once applied, --diff shows no change" lacks '^[-+]\[host' "$H_TMP/claims-diff2.out"
+
+# --- files the runtimes read get 0644 whatever the umask (the unit runs with UMask=0077) --------------
+U=$(mktemp -d "$H_TMP/claims-umask.XXXXXX")
+mkdir -p "$U/etc/mirror-agent/mirrors.d"
+printf 'runtimes: [containerd, crio]\n' > "$U/etc/mirror-agent/agent.yaml"
+k_mirror umask.invalid > "$U/etc/mirror-agent/mirrors.d/10-umask.yaml"
+(umask 077; "$AGENT" apply --root "$U" > /dev/null 2>&1; : > "$U/umask-control")
+check "control: under umask 077 a plain new file is 0600" test "$(stat -c %a "$U/umask-control")" = 600
+check "under umask 077 the hosts.toml and the CRI-O drop-in are 0644 (the runtimes read them)" \
+  test "$(stat -c %a "$U/etc/containerd/certs.d/umask.invalid/hosts.toml") $(stat -c %a "$U/etc/containers/registries.conf.d/99-mirror-agent.conf")" = "644 644"

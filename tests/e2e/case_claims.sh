@@ -24,6 +24,20 @@ inside systemctl restart mirror-agent
 c_pid=$(c_show mirror-agent MainPID)
 check "READY=1 only after the first pass: when systemctl restart returns, status.json is the new process's pass" \
   bash -c "nsenter -t $E2E_INIT_PID -m -p -- cat /run/mirror-agent/status.json | python3 -c \"import json,sys; s=json.load(sys.stdin); print(s.get('pid'), s.get('result')); sys.exit(0 if s.get('pid') == $c_pid and s.get('result') == 'ok' else 1)\""
+# And in journald's order: a first pass that has a file to write logs "created ..." before
+# systemd logs "Started mirror-agent.service" (which it does when READY=1 arrives).
+inside systemctl stop mirror-agent
+printf 'mirrors:\n  ready.invalid:\n    endpoint: ["http://%s"]\n' "$REG_MIRROR_ADDR" > "$M/etc/mirror-agent/mirrors.d/61-ready.yaml"
+c_t=$(date +%s); sleep 1
+inside systemctl start mirror-agent
+nsenter -t "$E2E_INIT_PID" -m -p -- journalctl -u mirror-agent --since "@$c_t" --no-pager -q -o cat > "$H_TMP/claims-ready.txt"
+check "READY=1 only after the first pass: journald has the first pass's 'created .../ready.invalid/hosts.toml' before systemd's 'Started mirror-agent.service'" \
+  python3 -c "
+import sys; lines = open('$H_TMP/claims-ready.txt').read().splitlines()
+c = [i for i, l in enumerate(lines) if l.startswith('created ') and 'ready.invalid' in l]
+s = [i for i, l in enumerate(lines) if l.startswith('Started mirror-agent.service')]
+print('created at', c, 'started at', s); sys.exit(0 if c and s and c[0] < s[0] else 1)"
+rm -f "$M/etc/mirror-agent/mirrors.d/61-ready.yaml"
 check "systemd shows the notify STATUS= text" bash -c "c_show mirror-agent StatusText | grep -q registr"
 
 # --- RELOADING=1 and STOPPING=1 as systemd sees them ----------------------------------------------

@@ -22,6 +22,8 @@ public struct Reconciler: Sendable {
         public var warnings: [Diagnostic] = []
         /// containerd's hosts directory, when containerd is in play.
         public var containerdHostsDirectory: String?
+        /// The TLS files the certs.d copies come from (host paths): the daemon watches them.
+        public var tlsSourceFiles: [String] = []
 
         public init() {}
     }
@@ -90,6 +92,10 @@ public struct Reconciler: Sendable {
                     presentDefaultAuthFiles: CRIOAuthRenderer.defaultAuthFiles.filter { FileSystem.exists(root.path($0)) }
                 ).render(model)
                 result.files += certs.files + auth.files
+                var warnings: [Diagnostic] = []
+                for (_, tls) in CRIOCertsRenderer.hosts(model, warnings: &warnings) {
+                    plan.tlsSourceFiles += tls.caFiles + [tls.client?.certificate, tls.client?.key].compactMap { $0 }
+                }
                 result.warnings += certs.warnings + auth.warnings
             }
             plan.files += result.files

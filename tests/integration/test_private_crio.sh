@@ -173,6 +173,34 @@ check "private: no password, auth or private key in apply's output (--diff, --js
 check "private: control: the scan finds the password in the 0600 auth file and the key in client.key" \
   bash -c "grep -qF '$pm_b64' '$R/etc/containers/mirror-agent-auth.json' && grep -qF '$pm_key' '$CERTS/$PM_MTLS_ADDR/client.key'"
 
+# The daemon follows a rotated CA: the CA file is a Kubernetes Secret mount (ca.crt ->
+# ..data/ca.crt, ..data -> a timestamped directory, swapped by rename), as kubelet rotates it.
+R3=$(mktemp -d "$H_TMP/root.XXXXXX")
+mkdir -p "$R3/etc/mirror-agent/mirrors.d" "$R3/secret/..2026_12_01_old"
+printf 'runtimes: [crio]\nstatus: {file: /run/mirror-agent/status.json}\ndaemon: {debounce: 100ms}\nprobe: {enabled: false}\n' > "$R3/etc/mirror-agent/agent.yaml"
+cp "$TEST_CA_CRT" "$R3/secret/..2026_12_01_old/ca.crt"
+ln -s ..2026_12_01_old "$R3/secret/..data"
+ln -s ..data/ca.crt "$R3/secret/ca.crt"
+printf 'mirrors:\n  rotated.invalid:\n    endpoint: ["https://%s"]\nconfigs:\n  "%s":\n    tls: {ca_file: /secret/ca.crt}\n' "$PM_ROT_ADDR" "$PM_ROT_ADDR" > "$R3/etc/mirror-agent/mirrors.d/rot.yaml"
+"$AGENT" run --root "$R3" > "$PM/daemon.log" 2>&1 &
+PM_DAEMON=$!
+H_PIDS+=("$PM_DAEMON")
+ROT_COPY="$R3/etc/containers/certs.d/$PM_ROT_ADDR/ca.crt"
+check "private daemon: the first pass copies the CA" wait_until 10 test -s "$ROT_COPY"
+check "private daemon: control: the old CA does not verify the rotation mirror" \
+  bash -c "! pm_skopeo '$R3' '$EMPTY' rotated.invalid/library/hello:1 2>/dev/null"
+mkdir "$R3/secret/..2026_12_01_new"
+cp "$PM/pki/ca2.crt" "$R3/secret/..2026_12_01_new/ca.crt"
+ln -s ..2026_12_01_new "$R3/secret/..data_tmp"
+mv -T "$R3/secret/..data_tmp" "$R3/secret/..data"
+check "private daemon: the secret's rotation is copied without any desired-state change" \
+  wait_until 10 grep -qF "$(sed -n 2p "$PM/pki/ca2.crt")" "$ROT_COPY"
+check "private daemon: ... and the pull through the rotation mirror now succeeds" \
+  pm_skopeo "$R3" "$EMPTY" rotated.invalid/library/hello:1
+check "private daemon: the journal/stderr calls it a TLS change, not drift" \
+  bash -c "! grep -q 'repaired drift' '$PM/daemon.log'"
+kill "$PM_DAEMON" 2>/dev/null; wait "$PM_DAEMON" 2>/dev/null
+
 # Removal: the credentials and TLS settings go, so do the files.
 cat > "$R/etc/mirror-agent/mirrors.d/private.yaml" <<YAML
 mirrors:

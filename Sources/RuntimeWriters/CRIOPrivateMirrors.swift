@@ -225,8 +225,12 @@ public struct CRIOCertsRenderer: Sendable {
 public struct CRIOAuthRenderer: Sendable {
     public static let authFile = "/etc/containers/mirror-agent-auth.json"
     public static let crioDropIn = "/etc/crio/crio.conf.d/99-mirror-agent-auth.conf"
-    /// The files containers/image reads for root when no auth file is given.
-    public static let defaultAuthFiles = ["/run/containers/0/auth.json", "/root/.config/containers/auth.json", "/root/.docker/config.json", "/root/.dockercfg"]
+    /// The default auth file the agent checks before setting `global_auth_file`: where
+    /// containers/image looks first for root without XDG_RUNTIME_DIR (crio.service has none), and
+    /// where `podman login` as root writes. Root's home files (`~/.config/containers/auth.json`,
+    /// `~/.docker/config.json`, `~/.dockercfg`) come after it; they are not checked: the unit's
+    /// ProtectHome=yes hides /root from the daemon, and `apply` must decide as the daemon does.
+    public static let defaultAuthFiles = ["/run/containers/0/auth.json"]
 
     public var root: HostRoot
     /// CRI-O is installed (`/etc/crio` exists under the root).

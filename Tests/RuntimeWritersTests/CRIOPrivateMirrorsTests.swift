@@ -123,7 +123,7 @@ final class CRIOPrivateMirrorsTests: ScratchRootTestCase {
         XCTAssertEqual(admin.files.map(\.path), [CRIOAuthRenderer.authFile])
         XCTAssertTrue(admin.warnings.first?.message.contains("/etc/crio/auth.json") == true)
         // A default auth file CRI-O reads today: not replaced either.
-        let defaults = CRIOAuthRenderer(crioInstalled: true, presentDefaultAuthFiles: ["/root/.docker/config.json"]).render(model)
+        let defaults = CRIOAuthRenderer(crioInstalled: true, presentDefaultAuthFiles: ["/run/containers/0/auth.json"]).render(model)
         XCTAssertEqual(defaults.files.map(\.path), [CRIOAuthRenderer.authFile])
         XCTAssertEqual(defaults.warnings.count, 1)
         // No CRI-O: only the auth file (for podman/skopeo --authfile).

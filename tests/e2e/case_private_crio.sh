@@ -77,8 +77,8 @@ pm_b64=$(printf '%s:%s' "$PM_USER" "$PM_PASS" | base64 -w0)
 pm_key=$(sed -n 2p "$PM/pki/node-key.pem")
 pm_scan() {
   { inside journalctl -u mirror-agent --no-pager -q -o verbose; inside mirror-agent status --json; inside mirror-agent apply --dry-run --diff; inside mirror-agent apply --dry-run --json
-    cat "$M/run/mirror-agent/status.json"; cat "$M"/var/lib/prometheus/node-exporter/*.prom 2>/dev/null
-    find "$M/etc" "$M/run" "$M/var/lib/mirror-agent" -type f -perm -o=r -print0 2>/dev/null | xargs -0 cat 2>/dev/null
+    inside cat /run/mirror-agent/status.json; inside sh -c 'cat /var/lib/prometheus/node-exporter/*.prom' 2>/dev/null
+    inside sh -c 'find /etc /run /var/lib/mirror-agent -type f -perm -o=r -print0 2>/dev/null | xargs -0 cat 2>/dev/null' 
   } 2>&1 | grep -cF -e "$PM_PASS" -e "$pm_b64" -e "$pm_key"
 }
 pm_clean() { [ "$(pm_scan)" = 0 ]; }

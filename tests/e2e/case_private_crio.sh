@@ -62,7 +62,12 @@ check "private CRI-O: ... and the mirror served the manifest" \
   bash -c "tail -n +$((pm_seen + 1)) '$PM_AUTH_LOG' | grep -Eq '\"(GET|HEAD) /v2/library/hello/manifests/1 HTTP/1\\.1\" 200'"
 check "private CRI-O: with source credentials (--creds, as a pull secret sets them) the mirror still gets the auth file's" \
   pm_inside private.invalid/library/hello:1 --authfile /etc/containers/mirror-agent-auth.json --creds "someone:their-pull-secret"
-pm_noauth() { ! pm_inside private.invalid/library/hello:1 --authfile /root/empty-auth.json 2> "$H_TMP/pm-noauth.err" && grep -qi 'unauthorized\|401' "$H_TMP/pm-noauth.err"; }
+# The wording differs by version: "unauthorized: authentication required" (1.9), "authentication
+# required" (later); either is the registry's 401.
+pm_noauth() {
+  ! pm_inside private.invalid/library/hello:1 --authfile /root/empty-auth.json 2> "$H_TMP/pm-noauth.err" &&
+    grep -qi 'unauthorized\|401\|authentication required' "$H_TMP/pm-noauth.err" || { cat "$H_TMP/pm-noauth.err"; return 1; }
+}
 check "private CRI-O: control: without the credentials the pull fails (401)" pm_noauth
 check "private CRI-O: control: without certs.d (an empty --cert-dir) the mirror is not trusted" \
   fails pm_inside private.invalid/library/hello:1 --authfile /etc/containers/mirror-agent-auth.json --cert-dir /nonexistent

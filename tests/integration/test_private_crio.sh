@@ -83,7 +83,7 @@ check "private: skopeo pulls through the htpasswd mirror with certs.d and the ag
 check "private: ... and the mirror's log shows the authenticated manifest request" \
   grep -q "\"GET /v2/library/hello/manifests/1 HTTP/[0-9.]*\" 200" "$PM_AUTH_LOG"
 check "private: control: without the credentials the same pull fails with 401" \
-  bash -c "! pm_skopeo '$R' '$EMPTY' private.invalid/library/hello:1 2> '$PM/noauth.err'; grep -qi 'unauthorized\|401' '$PM/noauth.err'"
+  bash -c "! pm_skopeo '$R' '$EMPTY' private.invalid/library/hello:1 2> '$PM/noauth.err'; grep -qi 'unauthorized\|401\|authentication required' '$PM/noauth.err'"
 # A kubelet pull secret reaches CRI-O as SystemContext.DockerAuthConfig; skopeo --creds sets the
 # same field. containers/image clears it for a mirror on another host, which then uses the auth
 # file: image pull secrets do not break mirror credentials.

@@ -22,6 +22,7 @@ pm_push() { # REF [skopeo copy args]
 pm_setup() { [ "$pm_ok" = 1 ] && pm_push "$PM_AUTH_ADDR/library/hello:1" --dest-creds "$PM_USER:$PM_PASS" && pm_push "$PM_MTLS_ADDR/library/hello:1"; }
 check "private CRI-O: the htpasswd and client-certificate mirrors run and hold the image" pm_setup
 
+echo "# skopeo $(inside skopeo --version 2>/dev/null | awk '{ print $3 }') in the machine"
 pm_crio_pid=$(mainpid crio.service)
 mkdir -p "$M/etc/pki-mirror-test"
 cp "$TEST_CA_CRT" "$M/etc/pki-mirror-test/ca.pem"

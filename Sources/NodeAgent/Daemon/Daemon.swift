@@ -43,6 +43,9 @@ final class Daemon {
     var settingsProblem: String?
     var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
     var outputDirectories: [String] = []
+    /// Directories of the TLS files the certs.d copies come from (paths on this machine): a
+    /// change there (a rotated CA or certificate) re-renders the copies.
+    var tlsSourceDirectories: [String] = []
     /// containerd's config.toml and its imports (paths on this machine): a change by anyone is
     /// checked by a pass (fixed where needed, and a restart planned if containerd runs older).
     var containerdConfigFiles: Set<String> = []
@@ -78,6 +81,7 @@ final class Daemon {
     var passTiming: PassTiming
     let clockOrigin = ContinuousClock.now
     var monotonicNow: Duration { ContinuousClock.now - clockOrigin }
+    var tlsSourcesChanged = false
     /// Failing passes in a row (disk full, read-only /etc...): the next try comes after
     /// `retrySchedule.delay(afterFailures:)`, and not sooner. While a retry is due, changes of
     /// managed files wait for it (the retry rewrites them anyway); a desired-state change (new
@@ -270,7 +274,8 @@ final class Daemon {
     private func watchEverything() {
         // /etc is watched for /etc/mirror-agent itself appearing or being replaced.
         let configDirectories = Set(containerdConfigFiles.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) })
-        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted())
+        let tls = Set(tlsSourceDirectories).subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories)
+        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted() + tls.sorted())
     }
 
     /// Sorts pending file events into desired-state changes and changes to managed files.
@@ -299,6 +304,8 @@ final class Daemon {
                 outputChanged.insert(path)
             } else if outputDirectories.contains(event.directory) || outputDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 outputChanged.insert(path)
+            } else if tlsSourceDirectories.contains(event.directory) || tlsSourceDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+                tlsSourcesChanged = true
             } else {
                 continue
             }
@@ -307,7 +314,7 @@ final class Daemon {
         // New input is tried at once when complete (else after the debounce), one more pass per
         // burst; changes of managed files wait for a retry that is due (it rewrites them anyway),
         // so a failing pass is not re-run per event.
-        if let seen, desiredChanged || (!outputChanged.isEmpty && !retryDue) {
+        if let seen, desiredChanged || tlsSourcesChanged || (!outputChanged.isEmpty && !retryDue) {
             let now = monotonicNow
             let delay: Duration
             switch passTiming.changed(seen, at: now) {
@@ -321,7 +328,8 @@ final class Daemon {
 
     private func debounced() {
         let drift = outputChanged
-        let reason = desiredChanged ? "desired state changed" : retryDue ? "retry" : "managed files changed"
+        let reason = desiredChanged ? "desired state changed" : retryDue ? "retry" : tlsSourcesChanged && outputChanged.isEmpty ? "TLS files changed" : "managed files changed"
+        tlsSourcesChanged = false
         desiredChanged = false
         outputChanged = []
         retryDue = false
@@ -537,7 +545,9 @@ final class Daemon {
             let loaded = try? ContainerdConfigFiles.load(settings.containerd.configFile, root: root)
             configFiles = Set((loaded?.files.map(\.hostPath) ?? [settings.containerd.configFile]).map { root.path($0) })
         }
-        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles {
+        let tlsDirectories = Set(result.plan.tlsSourceFiles.map { root.path($0) }.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) }).sorted()
+        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || tlsDirectories != tlsSourceDirectories {
+            tlsSourceDirectories = tlsDirectories
             outputDirectories = directories.sorted()
             containerdConfigFiles = configFiles
             watchEverything()

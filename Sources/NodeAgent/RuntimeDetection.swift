@@ -77,8 +77,4 @@ enum RuntimeDetection {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         return CRIOSettings.version(fromOutput: String(decoding: data, as: UTF8.self))
     }
-
-    static func containerdFeatures(root: HostRoot) -> ContainerdFeatures {
-        ContainerdFeatures(version: containerdVersion(root: root))
-    }
 }

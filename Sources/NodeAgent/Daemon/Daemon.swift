@@ -30,7 +30,6 @@ final class Daemon {
     let watcher: FileWatcher
 
     var generation = 0
-    var lastGoodFiles: [String] = []
     var status: StatusReport?
     var pendingRestart: [Reconciliation.ConfigOriginal]?
     /// Why containerd's restart is pending ("config.toml fixed ...", "restart pending: containerd
@@ -660,8 +659,9 @@ final class Daemon {
         }
     }
 
+    /// For timerfd: whole nanoseconds, never negative, never trapping.
     private func nanoseconds(_ d: Duration) -> UInt64 {
-        UInt64(max(0, d.components.seconds)) * 1_000_000_000 + UInt64(max(0, d.components.attoseconds) / 1_000_000_000)
+        UInt64(max(0, d.saturatingNanoseconds))
     }
 }
 

@@ -55,11 +55,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // The daemon's policy (debounce, backoff, restart delay, actions in flight, stopping) as a
+        // pure state machine.
+        .target(name: "AgentCore", dependencies: ["RuntimeActions"]),
         // The thin command-line and daemon layer.
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "DesiredState", "RuntimeWriters", "RuntimeActions", "HealthProbe", "Diagnostics", "CSystemd", "CLinuxShim",
+                "AgentCore", "DesiredState", "RuntimeWriters", "RuntimeActions", "HealthProbe", "Diagnostics", "CSystemd", "CLinuxShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -86,5 +89,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RuntimeActionsTests", dependencies: ["RuntimeActions"]),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "RuntimeActions"]),
     ]
 )

@@ -233,8 +233,10 @@ struct Reconciliation {
         return nil
     }
 
-    /// Carries out restarts and reloads (now, for `apply`; when debounced, for the daemon).
-    func perform(_ pending: [PendingAction]) -> ([RuntimeActionReport], [String]) {
+    /// Carries out restarts and reloads (now, for `apply`; when debounced, on the daemon's
+    /// worker thread). `shouldStop` is asked before each action: once it says yes (the agent is
+    /// stopping), the actions not started yet stay pending in the record.
+    func perform(_ pending: [PendingAction], shouldStop: () -> Bool = { false }) -> ([RuntimeActionReport], [String]) {
         guard !pending.isEmpty else { return ([], []) }
         var reports: [RuntimeActionReport] = []
         func skipped(_ why: String) -> ([RuntimeActionReport], [String]) {
@@ -255,6 +257,14 @@ struct Reconciliation {
         }
         var problems: [String] = []
         for action in pending {
+            if shouldStop() {
+                let why = "not started: the agent is stopping; carried out when it starts again"
+                switch action {
+                case .restartContainerd: reports.append(RuntimeActionReport(unit: "containerd.service", action: "restart", result: .pending, message: "restart pending: \(why)"))
+                case .reloadCRIO: reports.append(RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "reload pending: \(why)"))
+                }
+                continue
+            }
             switch action {
             case .restartContainerd(let originals):
                 if let decided = loadPending().0.containerdRestart?.decidedAt,

@@ -710,7 +710,7 @@ final class Daemon {
         } catch {
             logger.error("cannot write the status file \(root.path(settings.status.file)): \(error)")
         }
-        notifier.status(report.statusLine())
+        notifier.status(statusLine(report))
         metrics.health = report.probes
         do {
             try metrics.write(directory: settings.metrics.directory, root: root)

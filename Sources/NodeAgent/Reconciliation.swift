@@ -106,6 +106,7 @@ struct Reconciliation {
             result.outcome.unchanged += outcome.unchanged
             result.outcome.warnings += outcome.warnings.filter { !result.outcome.warnings.contains($0) }
             result.outcome.failures += outcome.failures
+            result.outcome.failureCodes.merge(outcome.failureCodes) { first, _ in first }
             if let runtime, !outcome.failures.isEmpty { result.runtimeFailures[runtime, default: []] += outcome.failures }
         }
         if result.outcome.changes.contains(where: { $0.runtime == .containerd }) {
@@ -343,10 +344,12 @@ struct Reconciliation {
     /// /etc/containers, where mirror-agent.service (ProtectSystem=strict) may write only to
     /// directories that existed when it started. Retrying cannot help; it is a configuration
     /// error, said once, and the other runtime's files stay in force.
-    func crioConfigurationError(_ failure: String) -> String? {
+    /// `code` is the failure's errno where known (EROFS here; ENOSPC or EACCES are retried).
+    func crioConfigurationError(_ failure: String, code: Int32? = nil) -> String? {
         let dropInDirectory = AtomicWriter.split(hostPath: settings.crio.dropIn).directory
         let top = AtomicWriter.split(hostPath: dropInDirectory).directory
-        guard failure == "\(root.path(top)): cannot create directory: \(String(cString: strerror(EROFS)))" else { return nil }
+        let cannotCreate = "\(root.path(top)): cannot create directory: "
+        guard failure.hasPrefix(cannotCreate), code.map({ $0 == EROFS }) ?? (failure == cannotCreate + String(cString: strerror(EROFS))) else { return nil }
         return "crio is in runtimes, but \(root.path(top)) does not exist and is read-only to mirror-agent (its unit, with ProtectSystem=strict, may write only to directories that existed when it started), so \(root.path(settings.crio.dropIn)) cannot be written: create the directory (mkdir -p \(root.path(dropInDirectory))) and restart mirror-agent, or leave crio out of runtimes in agent.yaml"
     }
 

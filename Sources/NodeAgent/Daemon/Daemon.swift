@@ -506,7 +506,9 @@ final class Daemon {
         // Retry with backoff (nothing else may change to wake us up; one line per retry), except
         // for configuration errors: logged when they first appeared, nothing to retry until
         // something changes.
-        let kinds: [DaemonPolicy.FailureKind] = failures.map { reconciliation.crioConfigurationError($0) == nil ? .transient(errno: nil) : .configuration }
+        let kinds: [DaemonPolicy.FailureKind] = failures.map {
+            reconciliation.crioConfigurationError($0, code: result.outcome.failureCodes[$0]) == nil ? .transient(errno: result.outcome.failureCodes[$0]) : .configuration
+        }
         for effect in policy.handle(.passFinished(failures.isEmpty ? .ok : .failed(kinds), actionsDue: actionsDue)) {
             switch effect {
             case .scheduleRetry(let delay, let failuresInARow):

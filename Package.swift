@@ -55,9 +55,10 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        // The daemon's policy (debounce, backoff, restart delay, actions in flight, stopping) as a
-        // pure state machine.
-        .target(name: "AgentCore", dependencies: ["RuntimeActions"]),
+        // One pass (load, check, render, write, fix config.toml, restart/reload) shared by apply
+        // and the daemon, and the daemon's policy (debounce, backoff, restart delay, actions in
+        // flight, stopping) as a pure state machine.
+        .target(name: "AgentCore", dependencies: ["DesiredState", "Diagnostics", "RuntimeWriters", "RuntimeActions", "HealthProbe"]),
         // The thin command-line and daemon layer.
         .executableTarget(
             name: "NodeAgent",

@@ -11,9 +11,13 @@ S_SAVED_AGENT_YAML="$H_TMP/slowrestart-agent.yaml"
 cp "$M/etc/mirror-agent/agent.yaml" "$S_SAVED_AGENT_YAML"
 S_CONFIG="$M/etc/containerd/config.toml"
 S_RECORD="$M/var/lib/mirror-agent/pending-actions.json"
-S_SLEEP=12      # every containerd start takes this long (longer than the watchdog limit)
+S_SLEEP=8       # every containerd start takes this long (twice the watchdog limit)
 S_WATCHDOG=4    # the agent's WatchdogSec= for this case (the unit ships 60s)
-S_STOP=60       # the agent's TimeoutStopSec= for this case
+# The agent's TimeoutStopSec= for this case: a failing restart takes two starts plus up to 30 s
+# of settling (containerd loops through auto-restarts meanwhile), so the shipped 20s is too short
+# for the restore to finish before systemd's SIGKILL (the next start would finish it from the
+# durable record, as case_restarts.sh shows); here the agent must finish it and exit on its own.
+S_STOP=120
 S_CONTAINERD_DROPIN="$M/etc/systemd/system/containerd.service.d/50-e2e-slow-start.conf"
 S_AGENT_DROPIN="$M/etc/systemd/system/mirror-agent.service.d/50-e2e-watchdog.conf"
 
@@ -36,7 +40,6 @@ s_stock
 inside systemctl daemon-reload
 t0=$SECONDS
 inside systemctl restart containerd
-check "setup: the agent's WatchdogSec is ${S_WATCHDOG}s" test "$(s_show WatchdogUSec mirror-agent)" = "${S_WATCHDOG}s"
 check "setup: a containerd restart now takes ${S_SLEEP}s or more (took $((SECONDS - t0))s)" test $((SECONDS - t0)) -ge "$S_SLEEP"
 check "setup: containerd active on the stock config.toml (no config_path)" bash -c "! grep -q config_path '$S_CONFIG' && [ \"\$(s_show ActiveState containerd)\" = active ]"
 
@@ -46,6 +49,7 @@ restarts_before=$(s_show NRestarts mirror-agent)
 pid_before=$(mainpid containerd)
 inside systemctl start mirror-agent
 agent_pid=$(mainpid mirror-agent)
+check "(1) setup: the running agent has WatchdogSec=${S_WATCHDOG}s, TimeoutStopSec=${S_STOP}s" bash -c "[ \"\$(s_show WatchdogUSec mirror-agent)\" = ${S_WATCHDOG}s ] && [ \"\$(s_show TimeoutStopUSec mirror-agent)\" = 2min ]"
 check "(1) the agent fixes config.toml" wait_until 30 grep -q config_path "$S_CONFIG"
 check "(1) during the restart STATUS= says it is in progress (the loop is free)" wait_until 20 bash -c "s_show StatusText mirror-agent | grep -q 'containerd restart in progress'"
 check "(1) containerd is restarted (MainPID changed) and active" wait_until 60 bash -c "p=\$(s_show MainPID containerd); [ -n \"\$p\" ] && [ \"\$p\" != 0 ] && [ \"\$p\" != $pid_before ] && [ \"\$(s_show ActiveState containerd)\" = active ]"
@@ -83,4 +87,8 @@ inside systemctl daemon-reload
 cp "$S_SAVED_AGENT_YAML" "$M/etc/mirror-agent/agent.yaml"
 inside systemctl restart mirror-agent
 check "the agent is active again with the agent.yaml it had" wait_until 20 bash -c "[ \"\$(s_show ActiveState mirror-agent)\" = active ]"
-check "and config.toml has config_path again, containerd active" wait_until 60 bash -c "grep -q config_path '$S_CONFIG' && [ \"\$(s_show ActiveState containerd)\" = active ]"
+# containerd runs with the fixed file (started after its last change) and nothing is pending.
+s_in_force() { [ "$(nsenter -t "$E2E_INIT_PID" -m -p -- systemctl show -p ExecMainStartTimestamp --value --timestamp=unix containerd | tr -d '@')" -ge "$(stat -c %Z "$S_CONFIG")" ]; }
+export -f s_in_force 2>/dev/null
+export S_CONFIG
+check "and config.toml has config_path again, containerd runs with it, nothing pending" wait_until 90 bash -c "grep -q config_path '$S_CONFIG' && [ \"\$(s_show ActiveState containerd)\" = active ] && s_in_force && ! grep -q '\"containerdRestart\"' '$S_RECORD'"

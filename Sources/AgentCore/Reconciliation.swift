@@ -298,7 +298,7 @@ public struct Reconciliation {
                         on: bus,
                         rollback: {
                             originals.isEmpty ? "nothing to restore: the change to config.toml was not the agent's" : restore(originals)
-                        }))
+                        }, stopping: shouldStop))
                 // The outcome is known (restarted, rolled back or failed loudly): the record
                 // goes, and the time of this restart stays for the rate limit.
                 problems += updatePending { record in

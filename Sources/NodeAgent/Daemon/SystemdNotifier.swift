@@ -7,10 +7,6 @@ import Glibc
 /// sd_notify(3): tells systemd the daemon is ready, reloading, stopping, alive, and what it is
 /// doing (`STATUS=`, shown by `systemctl status`). A no-op when not started by systemd.
 struct SystemdNotifier {
-    var enabled: Bool { sd_notify(0, "") > 0 || Self.hasSocket }
-
-    private static var hasSocket: Bool { getenv("NOTIFY_SOCKET") != nil }
-
     func ready(status: String) { send("READY=1\nSTATUS=\(clean(status))") }
     /// MONOTONIC_USEC= lets systemd (253+) tell this reload from an older one.
     func reloading(status: String) {

@@ -248,7 +248,11 @@ final class Daemon {
     /// kernel queues them during the writes, so they are all pending when a pass returns).
     private func handleFileEvents(ownWrites: [String] = []) {
         let desired = desiredDirectories
-        for event in watcher.read() {
+        let events = watcher.read()
+        if events.contains(where: { $0.mask & UInt32(IN_Q_OVERFLOW) != 0 }) {
+            logger.warning("the inotify event queue overflowed (more changes at once than fs.inotify.max_queued_events allows): events were lost, so everything is read again")
+        }
+        for event in events {
             if event.name.hasPrefix(AtomicWriterTemporaryPrefix) { continue }
             let path = event.name.isEmpty ? event.directory : event.directory + "/" + event.name
             if ownWrites.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) { continue }

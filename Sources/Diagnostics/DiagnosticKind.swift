@@ -49,6 +49,8 @@ public enum DiagnosticKind {
 
     static let warningKinds: [([String], String)] = [
         (["insecure = true"], "skip-verify also allows plain HTTP in CRI-O"),
+        (["TLS file"], "TLS file missing"),
+        (["holds no documents"], "empty ConfigMap data"),
         (["are not written by this version"], "credentials not written"),
         (["skipped for"], "mirror skipped for a runtime"),
         (["listed twice"], "duplicate mirror"),

@@ -317,6 +317,14 @@ final class TrustTests: XCTestCase {
         XCTAssertEqual(settings.errors.map(\.publicDescription), ["agent.yaml:2:13: invalid duration"])
         let (_, range) = AgentSettings.parse(Array("daemon:\n  restartDelay: 9999h\n".utf8), file: "agent.yaml")
         XCTAssertEqual(range.errors.map(\.publicDescription), ["agent.yaml:2:17: value out of range"])
+        // Warnings too: a missing CA file, named by its path.
+        let warned = load(text: "configs:\n  docker.io:\n    tls:\n      ca_file: /etc/\(v).pem\n").diagnostics.warnings
+        XCTAssertFalse(warned.isEmpty)
+        XCTAssertTrue(warned.contains { $0.description.contains(secret) }, "\(warned)")
+        for w in warned {
+            XCTAssertFalse(w.publicDescription.contains(secret), w.publicDescription)
+            XCTAssertTrue(w.publicDescription.hasSuffix(": warning: TLS file missing"), w.publicDescription)
+        }
         // A value cannot steer the kind: the quoted text is not looked at.
         XCTAssertEqual(Diagnostic.error("daemon.debounce \"is out of range\" is not a duration such as 2s", at: nil).kind, "invalid duration")
     }

@@ -128,6 +128,27 @@ check "and applies later changes" wait_until 10 test -f "$T/etc/containerd/certs
 start=$(date +%s%N); kill -TERM "$TPID"; wait "$TPID" 2>/dev/null
 check "SIGTERM ends it" bash -c "! kill -0 $TPID 2>/dev/null"
 
+# --- a node error naming a TLS file: in status.json (root's), not in STATUS= (everyone's) ------
+N=$(mktemp -d "$H_TMP/trustnode.XXXXXX"); chmod 755 "$N"
+mkdir -p "$N/etc/mirror-agent/mirrors.d" "$N/etc/containerd"
+printf 'runtimes: [containerd]\ndaemon: {debounce: 50ms}\nprobe: {interval: 1s, jitter: 0s, timeout: 1s, connectTimeout: 1s}\n' > "$N/etc/mirror-agent/agent.yaml"
+N_PLAIN="Ca-Path-$RANDOM$RANDOM"
+# (Nothing listens on 127.0.0.1:5994: the CA file is loaded, and missed, before any connection.)
+printf 'mirrors:\n  docker.io:\n    endpoint: ["https://127.0.0.1:5994"]\nconfigs:\n  "127.0.0.1:5994":\n    tls: {ca_file: /etc/mirror-agent/%s.crt}\n' "$N_PLAIN" > "$N/etc/mirror-agent/mirrors.d/a.yaml"
+_h_spawn "$H_TMP/trustnode-notify.err" timeout 600 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", 0) as f:
+    while True: f.write(s.recv(65536).replace(b"\n", b" ") + b"\n")' "$N.notify" "$H_TMP/trustnode-notify.log"
+wait_until 5 test -S "$N.notify"
+NOTIFY_SOCKET="$N.notify" "$AGENT" run --root "$N" > "$H_TMP/trustnode.log" 2>&1 &
+NPID=$!
+H_PIDS+=($NPID)
+check "node error: status.json (root's) names the unreadable CA file" wait_until 15 grep -q "cannot read /etc/mirror-agent/$N_PLAIN.crt" "$N/run/mirror-agent/status.json"
+check "node error: STATUS= says a TLS file cannot be read, without its path" wait_until 10 grep -q 'STATUS=node configuration error: cannot read a TLS file named in the desired state' "$H_TMP/trustnode-notify.log"
+check "node error: the path is not in STATUS=" bash -c "! grep -q '$N_PLAIN' '$H_TMP/trustnode-notify.log'"
+kill -TERM "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
+
 # --- the unit: exposure no higher than the README says ----------------------------------------
 readme_exposure=$(python3 -c 'import re,sys; m=re.search(r"\*\*exposure\s+([0-9.]+)\*\*", open(sys.argv[1]).read()); print(m.group(1) if m else "")' "$here/../../README.md")
 unit_exposure=$(systemd-analyze security --offline=yes "$here/../../packaging/systemd/mirror-agent.service" --no-pager 2>/dev/null | sed -n 's/.*Overall exposure level for mirror-agent.service: \([0-9.]*\).*/\1/p')

@@ -132,7 +132,7 @@ struct StatusReport: Codable, Equatable {
         }
         var line = parts.joined(separator: ", ")
         if let first = nodeErrors.first {
-            line = "\(first)\(nodeErrors.count > 1 ? " (+\(nodeErrors.count - 1) more)" : ""); " + line
+            line = "\(Self.publicNodeError(first))\(nodeErrors.count > 1 ? " (+\(nodeErrors.count - 1) more)" : ""); " + line
         }
         if let error { return "error: \(Self.publicError(error)) (last good configuration in force); " + line }
         return line
@@ -166,6 +166,15 @@ struct StatusReport: Codable, Equatable {
             return "\(kind) at \(parts[0]):\(parts[1]):\(parts[2])\(more > 0 ? " and \(more) more" : "") (journalctl -u mirror-agent or mirror-agent validate says what)"
         }
         return Quote.message(String(firstLine))
+    }
+
+    /// A node error as STATUS= shows it: a TLS file that cannot be read is named in
+    /// status.json, `mirror-agent status` and the journal (root's), not in the line every user
+    /// sees: its path is a value from the desired state.
+    static func publicNodeError(_ error: String) -> String {
+        let unreadable = "node configuration error: cannot read "
+        guard error.hasPrefix(unreadable) else { return error }
+        return unreadable + "a TLS file named in the desired state (mirror-agent status says which)"
     }
 
     static func ago(_ date: Date, now: Date) -> String {

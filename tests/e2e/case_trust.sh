@@ -59,11 +59,15 @@ inside mirror-agent status --json > "$TS/status.json" 2>&1
 inside mirror-agent check > "$TS/check.out" 2>&1
 in_machine journalctl -u mirror-agent --no-pager -o verbose > "$TS/journal.txt" 2>&1
 in_machine systemctl show -p StatusText --value mirror-agent > "$TS/status-text.txt"
+# /run is the machine's own tmpfs (not under $M): the status file is read from inside.
+inside cat /run/mirror-agent/status.json > "$TS/run-status.json" 2>&1
 in_machine env SYSTEMD_COLORS=0 systemctl status mirror-agent --no-pager > "$TS/systemctl-status.txt" 2>&1
 in_machine env SYSTEMD_COLORS=0 systemctl status -n 0 mirror-agent --no-pager > "$TS/systemctl-status-n0.txt" 2>&1
 check "the journal and validate quote the planted plain value (the checks below can see it)" grep -q "89-plain.yaml:3:.*$V_PLAIN" "$TS/journal.txt" "$TS/validate.err"
 check "STATUS= names the first problem by kind and place" grep -q 'error: invalid mirror at /etc/mirror-agent/mirrors.d/89-plain.yaml:3:[0-9]* and [0-9]* more' "$TS/status-text.txt"
-check "the plain value is in none of STATUS=, systemctl status -n 0, status.json, status, status --json, metrics" bash -c "! grep -l '$V_PLAIN' '$TS/status-text.txt' '$TS/systemctl-status-n0.txt' '$M/run/mirror-agent/status.json' '$TS/status.out' '$TS/status.json' '$M'/var/lib/prometheus/node-exporter/*"
+check "the status file was read (the next check reads something real)" grep -q '"result" : "invalid"' "$TS/run-status.json"
+# (grep exits 2 when one of its paths is missing even if another matched: judge by its output.)
+check "the plain value is in none of STATUS=, systemctl status -n 0, status.json, status, status --json, metrics" bash -c "! grep -l '$V_PLAIN' '$TS/status-text.txt' '$TS/systemctl-status-n0.txt' '$TS/run-status.json' '$TS/status.out' '$TS/status.json' '$M'/var/lib/prometheus/node-exporter/* 2>/dev/null | grep ."
 check "the refusal names the symlink and why" grep -q '92-link.yaml:1:1: refusing to trust this file: the symlink /etc/mirror-agent/mirrors.d/92-link.yaml is owned by uid' "$TS/validate.err" "$TS/validate.out"
 check "the journal has the errors (the scan reads something real)" grep -q '94-url.yaml' "$TS/journal.txt"
 trust_scan() {

@@ -43,6 +43,9 @@ final class Daemon {
     var settingsProblem: (full: String, public: String)?
     var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
     var outputDirectories: [String] = []
+    /// Directories of the TLS files the certs.d copies come from (paths on this machine): a
+    /// change there (a rotated CA or certificate) re-renders the copies.
+    var tlsSourceDirectories: [String] = []
     /// containerd's config.toml and its imports (paths on this machine): a change by anyone is
     /// checked by a pass (fixed where needed, and a restart planned if containerd runs older).
     var containerdConfigFiles: Set<String> = []
@@ -54,6 +57,11 @@ final class Daemon {
     var probeRound = 0
     var probeInFlight: Int?
     var probeTask: Task<Void, Never>?
+    /// Full rounds every interval; a failing endpoint rechecked on its own until it is decided.
+    var probeSchedule: ProbeSchedule
+    /// The endpoints the next round probes (nil: all), and those of the round in flight.
+    var nextRecheck: [String]?
+    var recheckInFlight: [String]?
     /// Node errors the probes found, logged once each until they go away.
     var loggedNodeErrors: [String] = []
     let probeMailbox = ProbeMailbox()
@@ -69,6 +77,11 @@ final class Daemon {
     let statusTimer: Int32
     var desiredChanged = false
     var outputChanged: Set<String> = []
+    /// When a pass follows file changes: at once for a complete change, one more per burst.
+    var passTiming: PassTiming
+    let clockOrigin = ContinuousClock.now
+    var monotonicNow: Duration { ContinuousClock.now - clockOrigin }
+    var tlsSourcesChanged = false
     /// Failing passes in a row (disk full, read-only /etc...): the next try comes after
     /// `retrySchedule.delay(afterFailures:)`, and not sooner. While a retry is due, changes of
     /// managed files wait for it (the retry rewrites them anyway); a desired-state change (new
@@ -87,6 +100,8 @@ final class Daemon {
         self.settingsProblem = settingsProblem
         self.logger = logger
         watcher = try FileWatcher()
+        passTiming = PassTiming(window: settings.daemon.debounce)
+        probeSchedule = ProbeSchedule(interval: settings.probe.interval, jitter: settings.probe.jitter)
         signals = msa_signalfd_open()
         debounceTimer = msa_timerfd_open()
         restartTimer = msa_timerfd_open()
@@ -158,7 +173,15 @@ final class Daemon {
     /// so the results are handled here, in the loop.
     private func startProbeRound() {
         guard settings.probe.enabled, probeInFlight == nil else { return }
-        let targets = ProbeTargets.from(lastModel)
+        var targets = ProbeTargets.from(lastModel)
+        if let ids = nextRecheck {
+            let rechecked = targets.filter { ids.contains($0.id) }
+            if !rechecked.isEmpty { targets = rechecked }
+            recheckInFlight = rechecked.isEmpty ? nil : ids
+            nextRecheck = nil
+        } else {
+            recheckInFlight = nil
+        }
         guard !targets.isEmpty else {
             scheduleNextProbe()
             return
@@ -184,9 +207,11 @@ final class Daemon {
         while read(probeDone.read, &byte, 1) > 0 {}
         probeInFlight = nil
         probeTask = nil
+        let wasFull = recheckInFlight == nil
+        recheckInFlight = nil
         guard let (round, results) = probeMailbox.take(), round == probeRound else { return scheduleNextProbe() }
         let downBefore = tracker.down
-        for transition in tracker.record(results) {
+        for transition in tracker.record(results, forgetOthers: wasFull) {
             let metadata: Logger.Metadata = ["registry": "\(transition.registries.first ?? "")", "endpoint": "\(transition.id)"]
             switch transition.to {
             case .down, .demoted:
@@ -217,13 +242,22 @@ final class Daemon {
             report.probes = tracker.sorted
             publish(report)
         }
-        scheduleNextProbe()
+        scheduleNextProbe(afterFull: wasFull)
     }
 
-    private func scheduleNextProbe() {
+    private func scheduleNextProbe(afterFull: Bool = true) {
         guard settings.probe.enabled else { return }
-        let jitter = settings.probe.jitter > .zero ? Double.random(in: 0...1) * Double(nanoseconds(settings.probe.jitter)) : 0
-        _ = msa_timerfd_arm(probeTimer, nanoseconds(settings.probe.interval) + UInt64(jitter), 0)
+        let now = monotonicNow
+        let due: Duration
+        switch probeSchedule.next(afterFull: afterFull, health: tracker.sorted, now: now, random: Double.random(in: 0...1)) {
+        case .full(let at):
+            nextRecheck = nil
+            due = at
+        case .recheck(let ids, let at):
+            nextRecheck = ids
+            due = at
+        }
+        _ = msa_timerfd_arm(probeTimer, max(1, nanoseconds(due - now)), 0)
     }
 
     private func stopProbes() {
@@ -240,7 +274,8 @@ final class Daemon {
     private func watchEverything() {
         // /etc is watched for /etc/mirror-agent itself appearing or being replaced.
         let configDirectories = Set(containerdConfigFiles.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) })
-        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted())
+        let tls = Set(tlsSourceDirectories).subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories)
+        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted() + tls.sorted())
     }
 
     /// Sorts pending file events into desired-state changes and changes to managed files.
@@ -248,6 +283,7 @@ final class Daemon {
     /// kernel queues them during the writes, so they are all pending when a pass returns).
     private func handleFileEvents(ownWrites: [String] = []) {
         let desired = desiredDirectories
+        var seen: PassTiming.Change?
         let events = watcher.read()
         if events.contains(where: { $0.mask & UInt32(IN_Q_OVERFLOW) != 0 }) {
             logger.warning("the inotify event queue overflowed (more changes at once than fs.inotify.max_queued_events allows): events were lost, so everything is read again")
@@ -256,11 +292,14 @@ final class Daemon {
             if event.name.hasPrefix(AtomicWriterTemporaryPrefix) { continue }
             let path = event.name.isEmpty ? event.directory : event.directory + "/" + event.name
             if ownWrites.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) { continue }
+            var read = true
             if desired.contains(event.directory) {
                 if path == root.path(AgentSettings.path) {
                     logger.notice("agent.yaml changed; run systemctl reload mirror-agent to apply it", metadata: ["file": "\(path)"])
+                    continue
                 } else {
                     desiredChanged = true
+                    read = event.name.isEmpty || DesiredStateLoader.isDesiredStateName(event.name) || path == root.path(DesiredStateLoader.mainFile)
                 }
             } else if desired.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 // A desired-state directory itself appeared, went away or was replaced.
@@ -269,18 +308,32 @@ final class Daemon {
                 outputChanged.insert(path)
             } else if outputDirectories.contains(event.directory) || outputDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 outputChanged.insert(path)
+            } else if tlsSourceDirectories.contains(event.directory) || tlsSourceDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+                tlsSourcesChanged = true
+            } else {
+                continue
             }
+            if seen != .complete { seen = ChangeKind.of(mask: event.mask, read: read) }
         }
-        // New input is tried after the debounce; changes of managed files wait for a retry
-        // that is due (it rewrites them anyway), so a failing pass is not re-run per event.
-        if desiredChanged || (!outputChanged.isEmpty && !retryDue) {
-            _ = msa_timerfd_arm(debounceTimer, nanoseconds(settings.daemon.debounce), 0)
+        // New input is tried at once when complete (else after the debounce), one more pass per
+        // burst; changes of managed files wait for a retry that is due (it rewrites them anyway),
+        // so a failing pass is not re-run per event.
+        if let seen, desiredChanged || tlsSourcesChanged || (!outputChanged.isEmpty && !retryDue) {
+            let now = monotonicNow
+            let delay: Duration
+            switch passTiming.changed(seen, at: now) {
+            case .now: delay = .zero
+            case .at(let due): delay = due - now
+            }
+            // 1 ns: a zero would disarm the timer; the loop runs the pass on its next turn.
+            _ = msa_timerfd_arm(debounceTimer, max(1, nanoseconds(delay)), 0)
         }
     }
 
     private func debounced() {
         let drift = outputChanged
-        let reason = desiredChanged ? "desired state changed" : retryDue ? "retry" : "managed files changed"
+        let reason = desiredChanged ? "desired state changed" : retryDue ? "retry" : tlsSourcesChanged && outputChanged.isEmpty ? "TLS files changed" : "managed files changed"
+        tlsSourcesChanged = false
         desiredChanged = false
         outputChanged = []
         retryDue = false
@@ -316,6 +369,7 @@ final class Daemon {
             }
             let probeChanged = fresh.probe != settings.probe
             settings = fresh
+            passTiming.window = settings.daemon.debounce
             logger.info("agent.yaml re-read")
             armWatchdog()
             if probeChanged {
@@ -324,6 +378,9 @@ final class Daemon {
                 probeInFlight = nil
                 probeRound += 1
                 tracker = HealthTracker(failureThreshold: settings.probe.failureThreshold, successThreshold: settings.probe.successThreshold)
+                probeSchedule = ProbeSchedule(interval: settings.probe.interval, jitter: settings.probe.jitter)
+                nextRecheck = nil
+                recheckInFlight = nil
                 _ = msa_timerfd_arm(probeTimer, settings.probe.enabled ? 1_000_000 : 0, 0)
             }
         }
@@ -342,6 +399,7 @@ final class Daemon {
     @discardableResult
     private func reconcile(reason: String) -> [String] {
         generation += 1
+        defer { passTiming.passEnded(at: monotonicNow) }
         let down = settings.probe.onUnhealthy == .demote ? tracker.down : []
         let reconciliation = Reconciliation(root: root, settings: settings, dryRun: settingsProblem != nil, down: down)
         let result = reconciliation.run()
@@ -493,7 +551,9 @@ final class Daemon {
             let loaded = try? ContainerdConfigFiles.load(settings.containerd.configFile, root: root)
             configFiles = Set((loaded?.files.map(\.hostPath) ?? [settings.containerd.configFile]).map { root.path($0) })
         }
-        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles {
+        let tlsDirectories = Set(result.plan.tlsSourceFiles.map { root.path($0) }.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) }).sorted()
+        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || tlsDirectories != tlsSourceDirectories {
+            tlsSourceDirectories = tlsDirectories
             outputDirectories = directories.sorted()
             containerdConfigFiles = configFiles
             watchEverything()

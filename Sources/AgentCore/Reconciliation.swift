@@ -407,11 +407,24 @@ public struct Reconciliation {
         }
     }
 
+    /// The lock around read-modify-write of the record: the daemon and `apply` both update it.
+    var pendingLockPath: String { pendingRecordPath + ".lock" }
+
     /// Read, change, write back atomically and synced (tmp, fsync, rename, fsync of the
-    /// directory). Returns the problems; nothing is written with `dryRun`.
+    /// directory), holding an exclusive lock on the record's lock file so that the daemon and
+    /// `apply` never lose each other's update. Waits at most 5 s for the lock, then reports that
+    /// nothing was recorded. Returns the problems; nothing is written with `dryRun`.
     @discardableResult
     public func updatePending(_ change: (inout PendingActionsRecord) -> Void) -> [String] {
         guard !dryRun else { return [] }
+        do {
+            return try FileLock.withExclusive(root.path(pendingLockPath)) { updatePendingLocked(change) }
+        } catch {
+            return ["cannot record pending runtime actions in \(root.path(pendingRecordPath)): \(error)"]
+        }
+    }
+
+    private func updatePendingLocked(_ change: (inout PendingActionsRecord) -> Void) -> [String] {
         var (record, problem) = loadPending()
         let before = record
         change(&record)

@@ -44,7 +44,7 @@ final class Daemon {
     /// agent.yaml was invalid when the daemon started: it runs report-only (passes as dry runs,
     /// no config.toml patch, no restart or reload) until a valid agent.yaml is reloaded, rather
     /// than on defaults that may undo an admin's explicit choices (fail closed).
-    var settingsProblem: String?
+    var settingsProblem: (full: String, public: String)?
     var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
     var outputDirectories: [String] = []
     /// Directories of the TLS files the certs.d copies come from (paths on this machine): a
@@ -94,7 +94,7 @@ final class Daemon {
     var lastFailures: [String] = []
     var lastWarnings: Set<String> = []
 
-    init(root: HostRoot, settings: AgentSettings, logger: Logger, settingsProblem: String? = nil) throws(RuntimeError) {
+    init(root: HostRoot, settings: AgentSettings, logger: Logger, settingsProblem: (full: String, public: String)? = nil) throws(RuntimeError) {
         self.root = root
         self.settings = settings
         self.settingsProblem = settingsProblem
@@ -352,7 +352,11 @@ final class Daemon {
         var outputChanged: Set<String> = []
         var tlsSourcesChanged = false
         var seen: PassTiming.Change?
-        for event in watcher.read() {
+        let events = watcher.read()
+        if events.contains(where: { $0.mask & UInt32(IN_Q_OVERFLOW) != 0 }) {
+            logger.warning("the inotify event queue overflowed (more changes at once than fs.inotify.max_queued_events allows): events were lost, so everything is read again")
+        }
+        for event in events {
             if event.name.hasPrefix(AtomicWriterTemporaryPrefix) { continue }
             let path = event.name.isEmpty ? event.directory : event.directory + "/" + event.name
             if ownWrites.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) { continue }
@@ -391,7 +395,8 @@ final class Daemon {
     private func reload(request: Int32 = 0) {
         notifier.reloading(status: "reloading agent.yaml")
         let (fresh, diagnostics) = AgentSettings.load(root: root)
-        var refused = diagnostics.errors.first.map { "\($0.description)\(diagnostics.errors.count > 1 ? " (+\(diagnostics.errors.count - 1) more)" : "")" }
+        // status.json says where and what kind, never the values (SECURITY.md); the journal says all.
+        var refused = StatusReport.publicErrors(diagnostics.errors)
         if diagnostics.hasErrors {
             for d in diagnostics.errors { logger.error("\(d.description)", metadata: ["file": "\(d.location?.file ?? "")"]) }
             if settingsProblem != nil {
@@ -458,7 +463,7 @@ final class Daemon {
             }
             logger.error("desired state is invalid (\(errors.count) error\(errors.count == 1 ? "" : "s")); the last good configuration stays in force")
             report.result = "invalid"
-            report.error = errors.first.map { $0.description + (errors.count > 1 ? " (+\(errors.count - 1) more)" : "") }
+            report.error = StatusReport.publicErrors(errors)
             if let previous = status {
                 report.registries = previous.registries
                 report.mirrors = previous.mirrors
@@ -538,12 +543,13 @@ final class Daemon {
         if let settingsProblem {
             // Report-only: what a pass would change is said, nothing is written.
             report.result = "invalid"
-            report.error = "\(settingsProblem); report-only: nothing is written or restarted until a valid agent.yaml is reloaded"
-            if generation == 1 || !changes.isEmpty { logger.error("\(report.error!)\(changes.isEmpty ? "" : " (\(changes.count) file\(changes.count == 1 ? "" : "s") would change)")") }
+            let reportOnly = "report-only: nothing is written or restarted until a valid agent.yaml is reloaded"
+            report.error = "\(settingsProblem.public); \(reportOnly)"
+            if generation == 1 || !changes.isEmpty { logger.error("\(settingsProblem.full); \(reportOnly)\(changes.isEmpty ? "" : " (\(changes.count) file\(changes.count == 1 ? "" : "s") would change)")") }
             metrics.reconcileTotal["invalid", default: 0] += 1
             report.lastChanged = []
             report.managedFiles = result.plan.files.map { root.path($0.path) }
-            report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.description)
+            report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.publicDescription)
             report.runtimes = runtimeStatus(result)
             publish(report)
             feed(.passFinished(.invalid, actionsDue: actionsDue))
@@ -577,7 +583,7 @@ final class Daemon {
         if report.result == "ok" { report.lastSuccess = now }
         report.lastChanged = changes.map { root.path($0.path) }
         report.managedFiles = result.plan.files.map { root.path($0.path) }
-        report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.description)
+        report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.publicDescription)
         report.runtimes = runtimeStatus(result)
         publish(report)
 
@@ -770,9 +776,14 @@ final class Daemon {
         }
     }
 
-    /// The words for an invalid agent.yaml in STATUS=, the journal and status.json.
-    static func settingsProblem(_ errors: [Diagnostic]) -> String {
-        "agent.yaml is invalid: \(errors.first?.description ?? "unknown error")\(errors.count > 1 ? " (+\(errors.count - 1) more)" : "")"
+    /// The words for an invalid agent.yaml: in full for the journal, by place and kind for
+    /// STATUS= and status.json.
+    static func settingsProblem(_ errors: [Diagnostic]) -> (full: String, public: String) {
+        let more = errors.count > 1 ? " (+\(errors.count - 1) more)" : ""
+        return (
+            "agent.yaml is invalid: \(errors.first?.description ?? "unknown error")\(more)",
+            "agent.yaml is invalid: \(StatusReport.publicErrors(errors) ?? "unknown error")"
+        )
     }
 
     private func armWatchdog() {

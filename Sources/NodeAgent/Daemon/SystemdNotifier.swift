@@ -1,4 +1,5 @@
 import CSystemd
+import Diagnostics
 
 #if canImport(Glibc)
 import Glibc
@@ -28,8 +29,9 @@ struct SystemdNotifier {
 
     private func send(_ state: String) { _ = sd_notify(0, state) }
 
-    /// One line: systemd shows STATUS= as is.
+    /// One line: systemd shows STATUS= as is. Control characters are escaped (a path of the
+    /// configuration in force may hold one), credentials in URLs redacted.
     private func clean(_ text: String) -> String {
-        String(text.map { $0 == "\n" ? " " : $0 }.prefix(400))
+        String(Quote.message(String(text.map { $0 == "\n" ? " " : $0 })).prefix(400))
     }
 }

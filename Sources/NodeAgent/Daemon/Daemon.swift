@@ -46,6 +46,11 @@ final class Daemon {
     /// containerd's config.toml and its imports (paths on this machine): a change by anyone is
     /// checked by a pass (fixed where needed, and a restart planned if containerd runs older).
     var containerdConfigFiles: Set<String> = []
+    /// Directories holding the secret files credentials are read from (paths on this machine):
+    /// any event in one (a file rewritten, renamed over, a Secret mount's `..data` swapped) starts
+    /// a pass, which reads the files again. Kept from the last valid pass while the input is
+    /// invalid, so fixing a secret file is noticed too.
+    var secretDirectories: Set<String> = []
 
     // Mirror health.
     var prober: MirrorProber?
@@ -240,7 +245,8 @@ final class Daemon {
     private func watchEverything() {
         // /etc is watched for /etc/mirror-agent itself appearing or being replaced.
         let configDirectories = Set(containerdConfigFiles.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) })
-        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted())
+        let others = configDirectories.union(secretDirectories).subtracting(outputDirectories).subtracting(desiredDirectories)
+        watcher.watch(desiredDirectories + outputDirectories + others.sorted())
     }
 
     /// Sorts pending file events into desired-state changes and changes to managed files.
@@ -258,6 +264,9 @@ final class Daemon {
                 } else {
                     desiredChanged = true
                 }
+            } else if secretDirectories.contains(event.directory) || secretDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+                // A secret file rotated (or its directory replaced): read the credentials again.
+                desiredChanged = true
             } else if desired.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 // A desired-state directory itself appeared, went away or was replaced.
                 desiredChanged = true
@@ -487,9 +496,14 @@ final class Daemon {
             let loaded = try? ContainerdConfigFiles.load(settings.containerd.configFile, root: root)
             configFiles = Set((loaded?.files.map(\.hostPath) ?? [settings.containerd.configFile]).map { root.path($0) })
         }
-        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles {
+        let secrets = Set(result.model.credentials.flatMap(\.files).map { path in
+            let onHost = root.path(path)
+            return String(onHost[..<(onHost.lastIndex(of: "/") ?? onHost.startIndex)])
+        })
+        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || secrets != secretDirectories {
             outputDirectories = directories.sorted()
             containerdConfigFiles = configFiles
+            secretDirectories = secrets
             watchEverything()
         }
         return changes.map { root.path($0.path) }

@@ -131,10 +131,9 @@ struct Reconciliation {
                 result.notes.append("containerd's config.toml needs a fix (see mirror-agent check); containerd.fixConfig is false, so it is left alone")
             } else if let originals = fixConfig(prerequisites, into: &result) {
                 // Only a change of what containerd reads calls for a restart (not a mode change).
+                // (A mode-only fix records no restart either: see fixConfig.)
                 if prerequisites.fixes.contains(where: \.needsRestart) || settings.testing.breakContainerdStart {
                     result.pending.append(.restartContainerd(originals: originals))
-                } else if !dryRun {
-                    updatePending { $0.containerdRestart = nil }
                 }
             }
         }
@@ -186,7 +185,7 @@ struct Reconciliation {
             let action = PendingActionsRecord.Action(
                 reason: "config.toml fixed (\(fixes.flatMap(\.changes).joined(separator: "; ")))", decidedAt: Journal.realtimeMicroseconds(),
                 originals: fixes.map { ConfigOriginal(hostPath: $0.hostPath, contents: $0.before, mode: modes[$0.hostPath] ?? 0o644) })
-            if fixes.contains(where: \.needsRestart), let problem = recordPending(containerdRestart: action) {
+            if fixes.contains(where: \.needsRestart) || settings.testing.breakContainerdStart, let problem = recordPending(containerdRestart: action) {
                 result.outcome.failures.append("\(root.path(settings.containerd.configFile)): fix not applied: \(problem)")
                 result.runtimeFailures[.containerd, default: []].append(problem)
                 return nil

@@ -125,13 +125,17 @@ cp "$M/etc/containerd/config.toml" "$PS/config-copy.root-only"
 check "private: the scan reads something real (the journal has the rotation's pass)" grep -q '60-private.yaml\|private.invalid' "$PS/journal.txt"
 check "private: the scan reads something real (a root copy of config.toml has the password)" grep -qF "$P_PW2" "$PS/config-copy.root-only"
 private_scan() {
-  local found=0
-  grep -lE "$P_SECRETS" $(ls "$PS"/* | grep -v root-only) "$M/run/mirror-agent/status.json" "$M"/var/lib/prometheus/node-exporter/* 2>/dev/null | grep . && found=1
-  # Every file a non-root user can read, as the kernel decides (nobody, no groups). The desired
-  # state in mirrors.d holds the inline value the admin chose to write there.
-  in_machine setpriv --reuid=nobody --regid=nogroup --clear-groups grep -rlE "$P_SECRETS" /etc /run /var /tmp /root 2>/dev/null \
-    | grep -v -e '^/etc/mirror-agent/mirrors.d/' | grep . && found=1
-  [ "$found" = 0 ]
+  # Judged by what grep prints, not by exit statuses: grep exits 2 for a path it cannot read even
+  # when another matched, and under pipefail that would hide the match.
+  local hits
+  hits=$( {
+    grep -lE "$P_SECRETS" $(ls "$PS"/* | grep -v root-only) "$M/run/mirror-agent/status.json" "$M"/var/lib/prometheus/node-exporter/* 2>/dev/null
+    # Every file a non-root user can read, as the kernel decides (nobody, no groups). The desired
+    # state in mirrors.d holds the inline value the admin chose to write there.
+    in_machine setpriv --reuid=nobody --regid=nogroup --clear-groups grep -rlE "$P_SECRETS" /etc /run /var /tmp /root 2>/dev/null \
+      | grep -v -e '^/etc/mirror-agent/mirrors.d/'
+  } || true)
+  [ -z "$hits" ] || { echo "$hits"; return 1; }
 }
 check "private: no password (file or inline) in stdout, --json, --diff, check, the journal, STATUS=, status.json, metrics or any file a non-root user can read" private_scan
 printf '%s\n' "$P_PW2" > "$M/etc/private-planted"; chmod 644 "$M/etc/private-planted"

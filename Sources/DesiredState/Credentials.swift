@@ -157,7 +157,10 @@ public enum CredentialFiles {
     public static func read(_ hostPath: String, root: HostRoot) -> Result<Read, CredentialProblem> {
         let path = root.path(hostPath)
         switch FileSystem.read(path, limit: limit, trustCheck: true, root: root) {
-        case .failure(.missing): return .failure(CredentialProblem("file does not exist"))
+        case .failure(.missing):
+            let hidden = ["/root/", "/home/", "/run/user/", "/tmp/", "/var/tmp/"].contains { hostPath.hasPrefix($0) }
+            return .failure(CredentialProblem(
+                "file does not exist" + (hidden ? " (mirror-agent.service runs with ProtectHome=yes and PrivateTmp=yes: the daemon cannot see /root, /home, /run/user or the host's /tmp; keep secrets under /etc/mirror-agent/)" : "")))
         case .failure(.tooLarge(let size)): return .failure(CredentialProblem("file is \(size) bytes, larger than the \(limit)-byte limit for a credentials file; refusing to read it"))
         case .failure(let error): return .failure(CredentialProblem(DesiredStateLoader.describe(error)))
         case .success(let bytes):

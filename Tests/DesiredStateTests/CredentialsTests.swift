@@ -62,7 +62,7 @@ final class CredentialsTests: XCTestCase {
         let result = load(mirrorSet("usernameFile: \(user)\npasswordFile: \(pw)"))
         XCTAssertTrue(result.isValid, everything(result))
         XCTAssertEqual(result.model.credentials.count, 1)
-        let c = result.model.credentials[0]
+        guard let c = result.model.credentials.first else { return }
         XCTAssertEqual(c.host, "mirror.corp.example:5000")
         XCTAssertEqual(c.username, "robot")
         XCTAssertEqual(c.password?.value, password)
@@ -75,6 +75,7 @@ final class CredentialsTests: XCTestCase {
         let result = load(mirrorSet("username: robot\npassword: \(password)", sourceCredentials: "identityToken: tok-\(password)"))
         XCTAssertTrue(result.isValid, everything(result))
         XCTAssertEqual(result.model.credentials.map(\.host), ["docker.io", "mirror.corp.example:5000"])
+        guard result.model.credentials.count == 2 else { return }
         XCTAssertEqual(result.model.credentials[0].identityToken?.value, "tok-\(password)")
         XCTAssertEqual(result.model.credentials[1].files, [])
         XCTAssertFalse(everything(result).contains(password))

@@ -78,6 +78,10 @@ inside mirror-agent check > "$H_TMP/private-check.out" 2>&1; p_rc=$?
 check "private: mirror-agent check exits 3 while the credentials are not in containerd's configuration (got $p_rc)" test "$p_rc" = 3
 check "private: and names the host, not the values" bash -c "grep -q 'credentials for $REG_PRIVATE_ADDR' '$H_TMP/private-check.out' && ! grep -qE '$P_SECRETS' '$H_TMP/private-check.out'"
 p_pid=$(containerd_pid_now)
+# The metrics directory exists before the agent starts (ProtectSystem=strict makes it writable
+# only then), so the metrics the scan reads are really written; removed again at the end.
+p_metrics_made=no
+[ -d "$M/var/lib/prometheus/node-exporter" ] || { mkdir -p "$M/var/lib/prometheus/node-exporter"; p_metrics_made=yes; }
 inside systemctl start mirror-agent
 
 # --- with credentials: written 0600, containerd restarted, the pull works ---------------------
@@ -112,7 +116,7 @@ check "private: the next CRI pull uses the new password (200)" private_pull_serv
 
 # --- the secret scan -------------------------------------------------------------------------
 PS="$H_TMP/private-scan"; mkdir -p "$PS"
-mkdir -p "$M/var/lib/prometheus/node-exporter"
+check "private: the scan reads something real (the metrics file is written)" test -s "$M/var/lib/prometheus/node-exporter/mirror_agent.prom"
 inside mirror-agent validate > "$PS/validate.out" 2>&1
 inside mirror-agent validate --json > "$PS/validate.json" 2>&1
 inside mirror-agent apply --dry-run --diff > "$PS/diff.out" 2>&1
@@ -143,7 +147,7 @@ check "private: negative control: a password in a world-readable file is found" 
 rm -f "$M/etc/private-planted"
 chmod 644 "$M/etc/containerd/config.toml"
 check "private: negative control: config.toml made world-readable by hand is found" fails private_scan
-check "private: and the daemon makes it 0600 again (drift on config.toml)" wait_until 30 test "$(stat -c %a "$M/etc/containerd/config.toml")" = 600
+check "private: and the daemon makes it 0600 again (drift on config.toml)" wait_until 90 test "$(stat -c %a "$M/etc/containerd/config.toml")" = 600
 
 # --- leave it as found -------------------------------------------------------------------------
 p_pid=$(containerd_pid_now)
@@ -151,4 +155,5 @@ rm -f "$M/etc/mirror-agent/mirrors.d/60-private.yaml"
 check "private: credentials leaving the desired state are removed from config.toml" wait_until 30 bash -c "! grep -qF '$P_MARK' '$M/etc/containerd/config.toml' && ! grep -qE '$P_SECRETS' '$M/etc/containerd/config.toml'"
 check "private: containerd restarted without them" wait_until 150 containerd_restarted "$p_pid"
 inside rm -rf /etc/mirror-agent/e2e-private
+[ "$p_metrics_made" = no ] || rm -rf "$M/var/lib/prometheus/node-exporter"
 check "private: the agent is active and clean" wait_until 20 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active mirror-agent)\" = active ] && ! nsenter -t $E2E_INIT_PID -m -p -- systemctl show -p StatusText --value mirror-agent | grep -q error"

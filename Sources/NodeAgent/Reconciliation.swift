@@ -105,7 +105,17 @@ struct Reconciliation {
             if runtime == .crio && !dryRun {
                 // The reload is recorded before the drop-in changes, so no kill can lose it.
                 let preview = managed.apply(files, runtimes: runtimes, dryRun: true)
-                if preview.changed, let problem = recordPending(crioReload: .init(reason: "the CRI-O drop-in changed", decidedAt: Journal.realtimeMicroseconds())) {
+                // certs.d and the auth file are read by containers/image at each pull: no action.
+                // The registries drop-in needs a reload; the crio.conf drop-in a restart.
+                var problem: String?
+                if preview.changes.contains(where: { $0.path == settings.crio.dropIn }) {
+                    problem = recordPending(crioReload: .init(reason: "the CRI-O drop-in changed", decidedAt: Journal.realtimeMicroseconds()))
+                }
+                if problem == nil, preview.changes.contains(where: { $0.path == CRIOAuthRenderer.crioDropIn }) {
+                    problem = updatePending { $0.addCRIORestart(.init(reason: "global_auth_file in \(CRIOAuthRenderer.crioDropIn) changed", decidedAt: Journal.realtimeMicroseconds())) }
+                        .last { $0.hasPrefix("cannot record") }
+                }
+                if let problem {
                     result.outcome.failures.append(problem)
                     result.runtimeFailures[.crio, default: []].append(problem)
                     continue
@@ -121,8 +131,11 @@ struct Reconciliation {
         if result.outcome.changes.contains(where: { $0.runtime == .containerd }) {
             result.notes.append("hosts.toml changes take effect on the next pull; containerd needs no restart for them")
         }
-        if result.outcome.changes.contains(where: { $0.runtime == .crio }) && !dryRun {
+        if result.outcome.changes.contains(where: { $0.path == settings.crio.dropIn || $0.path == CRIOAuthRenderer.crioDropIn }) && !dryRun {
             result.pending.append(.reloadCRIO)
+        }
+        if result.outcome.changes.contains(where: { $0.runtime == .crio && $0.path != settings.crio.dropIn && $0.path != CRIOAuthRenderer.crioDropIn }) {
+            result.notes.append("certs.d and auth file changes take effect on the next pull; CRI-O needs no reload for them")
         }
 
         // Then config.toml, once the hosts files it will point at are in place.
@@ -145,7 +158,7 @@ struct Reconciliation {
                 result.pending.append(.restartContainerd(originals: restart.originals))
                 result.notes.append("a containerd restart decided earlier is still pending (\(restart.reason))")
             }
-            if record.crioReload != nil, !result.pending.contains(.reloadCRIO) {
+            if record.crioReload != nil || record.crioRestart != nil, !result.pending.contains(.reloadCRIO) {
                 result.pending.append(.reloadCRIO)
             }
         }
@@ -257,7 +270,11 @@ struct Reconciliation {
             (pending.map { action in
                 switch action {
                 case .restartContainerd: return RuntimeActionReport(unit: "containerd.service", action: "restart", result: .pending, message: "restart pending: \(why)")
-                case .reloadCRIO: return RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "reload pending: \(why)")
+                case .reloadCRIO:
+                    if loadPending().0.crioRestart != nil {
+                        return RuntimeActionReport(unit: "crio.service", action: "restart", result: .pending, message: "restart pending (global_auth_file changed): \(why)")
+                    }
+                    return RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "reload pending: \(why)")
                 }
             }, [])
         }
@@ -304,6 +321,14 @@ struct Reconciliation {
             case .reloadCRIO:
                 if (try? bus.loadState("crio.service")) != "loaded" {
                     reports.append(RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "crio.service is not installed; nothing to reload"))
+                } else if let restart = loadPending().0.crioRestart {
+                    // global_auth_file is read only when CRI-O starts (server/server.go), and a
+                    // restart also rereads the registries: one action covers both.
+                    var crio = ContainerdRestart(unit: "crio.service", jobTimeout: settings.restart.jobTimeout)
+                    crio.configName = "CRI-O configuration"
+                    var report = crio.run(on: bus, rollback: { "nothing to restore: \(restart.reason), which CRI-O needs" })
+                    report.message = "\(restart.reason): " + report.message
+                    reports.append(report)
                 } else {
                     let (decision, settingProblems) = crioReloadDecision(bus: bus)
                     var report: RuntimeActionReport
@@ -318,7 +343,10 @@ struct Reconciliation {
                     reports.append(report)
                 }
                 // Not installed: CRI-O reads the drop-in when it starts, so nothing stays pending.
-                problems += updatePending { $0.crioReload = nil }
+                problems += updatePending {
+                    $0.crioReload = nil
+                    $0.crioRestart = nil
+                }
             }
         }
         return (reports, problems)

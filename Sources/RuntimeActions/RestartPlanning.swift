@@ -135,13 +135,16 @@ public struct PendingActionsRecord: Codable, Sendable, Equatable {
     public var version = 1
     public var containerdRestart: Action?
     public var crioReload: Action?
+    /// CRI-O must be restarted, not reloaded: the agent's crio.conf drop-in (global_auth_file,
+    /// which CRI-O reads only at start) changed.
+    public var crioRestart: Action?
     /// When the agent last restarted containerd (µs since the epoch): the rate limit
     /// (`daemon.minRestartInterval`) holds across the agent's own restarts.
     public var lastContainerdRestart: UInt64?
 
     public init() {}
 
-    public var isEmpty: Bool { containerdRestart == nil && crioReload == nil }
+    public var isEmpty: Bool { containerdRestart == nil && crioReload == nil && crioRestart == nil }
 
     /// Records a containerd restart; an earlier pending one keeps its reason and originals (they
     /// are the configuration containerd runs with now, so the ones to go back to).
@@ -151,5 +154,9 @@ public struct PendingActionsRecord: Codable, Sendable, Equatable {
 
     public mutating func addCRIOReload(_ action: Action) {
         if crioReload == nil { crioReload = action }
+    }
+
+    public mutating func addCRIORestart(_ action: Action) {
+        if crioRestart == nil { crioRestart = action }
     }
 }

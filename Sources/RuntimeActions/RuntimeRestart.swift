@@ -42,6 +42,9 @@ public struct ContainerdRestart: Sendable {
     /// How long to wait for a unit that is still "activating" after its job finished.
     public var settleTimeout: Duration
 
+    /// The configuration `rollback` restores, for the report.
+    public var configName = "config.toml"
+
     public init(unit: String = "containerd.service", jobTimeout: Duration = .seconds(90), settleTimeout: Duration = .seconds(30)) {
         self.unit = unit
         self.jobTimeout = jobTimeout
@@ -68,10 +71,10 @@ public struct ContainerdRestart: Sendable {
         let why = problem ?? "ended \(state)"
         if againState == "active" && restoreProblem == nil {
             report.result = .rolledBack
-            report.message = "\(unit) failed to come back after the config change (\(why)); the previous config.toml was restored and \(unit) is active again"
+            report.message = "\(unit) failed to come back after the config change (\(why)); the previous \(configName) was restored and \(unit) is active again"
         } else {
             report.result = .failed
-            report.message = "\(unit) failed to come back after the config change (\(why)), and restoring the previous config.toml \(restoreProblem.map { "failed: \($0)" } ?? "did not help") (now \(againState)\(againProblem.map { ", \($0)" } ?? ""))"
+            report.message = "\(unit) failed to come back after the config change (\(why)), and restoring the previous \(configName) \(restoreProblem.map { "failed: \($0)" } ?? "did not help") (now \(againState)\(againProblem.map { ", \($0)" } ?? ""))"
         }
         return report
     }

@@ -52,6 +52,9 @@ public struct ManagedFiles: Sendable {
             public var before: String?
             public var after: String?
             public var backup: String?
+            /// `before`/`after` hold a secret (a key, credentials, or a file of mode 0600): a
+            /// diff must not show them.
+            public var secret = false
 
             public init(path: String, kind: Kind, runtime: Runtime, before: String? = nil, after: String? = nil, backup: String? = nil) {
                 self.path = path
@@ -96,6 +99,7 @@ public struct ManagedFiles: Sendable {
         var pending: [Pending] = []
         var next: [String: Manifest.Entry] = [:]
         for file in files {
+            defer { if file.secret, let index = pending.indices.last, pending[index].file.path == file.path { pending[index].change.secret = true } }
             let entry = owned[file.path] ?? Manifest.Entry(base: file.baseDirectory, relative: file.relativePath, runtime: file.runtime.rawValue, createdDirectories: [])
             let existing: AtomicWriter.Existing
             do {
@@ -141,9 +145,11 @@ public struct ManagedFiles: Sendable {
                 next[entry.path] = entry
                 continue
             }
-            guard case .file(let bytes, _)? = try? writer.existing(base: entry.base, relative: entry.relative) else { continue }
+            guard case .file(let bytes, let mode)? = try? writer.existing(base: entry.base, relative: entry.relative) else { continue }
             removals.append(entry)
-            outcome.changes.append(.init(path: entry.path, kind: .removed, runtime: runtime, before: String(decoding: bytes, as: UTF8.self)))
+            var change = Outcome.Change(path: entry.path, kind: .removed, runtime: runtime, before: String(decoding: bytes, as: UTF8.self))
+            change.secret = (entry.relative.hasSuffix(".key") && mode & 0o077 == 0) || entry.path == CRIOAuthRenderer.authFile
+            outcome.changes.append(change)
         }
         outcome.changes.insert(contentsOf: pending.map(\.change), at: 0)
         if dryRun { return outcome }

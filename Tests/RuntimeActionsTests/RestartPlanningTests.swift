@@ -103,4 +103,17 @@ final class RestartPlanningTests: XCTestCase {
         XCTAssertEqual(decoded, record)
         XCTAssertFalse(decoded.isEmpty)
     }
+
+    func testACRIORestartIsRecordedAndAnOlderRecordStillReads() throws {
+        var record = PendingActionsRecord()
+        record.addCRIORestart(.init(reason: "global_auth_file changed", decidedAt: t0))
+        record.addCRIORestart(.init(reason: "later", decidedAt: t0 + 1))
+        XCTAssertFalse(record.isEmpty)
+        XCTAssertEqual(record.crioRestart?.reason, "global_auth_file changed")
+        XCTAssertEqual(try JSONDecoder().decode(PendingActionsRecord.self, from: JSONEncoder().encode(record)), record)
+        // A record written before crioRestart existed has no such key.
+        let old = try JSONDecoder().decode(PendingActionsRecord.self, from: Data(#"{"version": 1, "crioReload": {"reason": "drop-in changed", "decidedAt": 1, "originals": []}}"#.utf8))
+        XCTAssertNil(old.crioRestart)
+        XCTAssertEqual(old.crioReload?.reason, "drop-in changed")
+    }
 }

@@ -43,6 +43,9 @@ final class Daemon {
     var settingsProblem: String?
     var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
     var outputDirectories: [String] = []
+    /// Directories of the TLS files the certs.d copies come from (paths on this machine): a
+    /// change there (a rotated CA or certificate) re-renders the copies.
+    var tlsSourceDirectories: [String] = []
     /// containerd's config.toml and its imports (paths on this machine): a change by anyone is
     /// checked by a pass (fixed where needed, and a restart planned if containerd runs older).
     var containerdConfigFiles: Set<String> = []
@@ -59,6 +62,11 @@ final class Daemon {
     var probeRound = 0
     var probeInFlight: Int?
     var probeTask: Task<Void, Never>?
+    /// Full rounds every interval; a failing endpoint rechecked on its own until it is decided.
+    var probeSchedule: ProbeSchedule
+    /// The endpoints the next round probes (nil: all), and those of the round in flight.
+    var nextRecheck: [String]?
+    var recheckInFlight: [String]?
     /// Node errors the probes found, logged once each until they go away.
     var loggedNodeErrors: [String] = []
     let probeMailbox = ProbeMailbox()
@@ -74,6 +82,11 @@ final class Daemon {
     let statusTimer: Int32
     var desiredChanged = false
     var outputChanged: Set<String> = []
+    /// When a pass follows file changes: at once for a complete change, one more per burst.
+    var passTiming: PassTiming
+    let clockOrigin = ContinuousClock.now
+    var monotonicNow: Duration { ContinuousClock.now - clockOrigin }
+    var tlsSourcesChanged = false
     /// Failing passes in a row (disk full, read-only /etc...): the next try comes after
     /// `retrySchedule.delay(afterFailures:)`, and not sooner. While a retry is due, changes of
     /// managed files wait for it (the retry rewrites them anyway); a desired-state change (new
@@ -92,6 +105,8 @@ final class Daemon {
         self.settingsProblem = settingsProblem
         self.logger = logger
         watcher = try FileWatcher()
+        passTiming = PassTiming(window: settings.daemon.debounce)
+        probeSchedule = ProbeSchedule(interval: settings.probe.interval, jitter: settings.probe.jitter)
         signals = msa_signalfd_open()
         debounceTimer = msa_timerfd_open()
         restartTimer = msa_timerfd_open()
@@ -163,7 +178,15 @@ final class Daemon {
     /// so the results are handled here, in the loop.
     private func startProbeRound() {
         guard settings.probe.enabled, probeInFlight == nil else { return }
-        let targets = ProbeTargets.from(lastModel)
+        var targets = ProbeTargets.from(lastModel)
+        if let ids = nextRecheck {
+            let rechecked = targets.filter { ids.contains($0.id) }
+            if !rechecked.isEmpty { targets = rechecked }
+            recheckInFlight = rechecked.isEmpty ? nil : ids
+            nextRecheck = nil
+        } else {
+            recheckInFlight = nil
+        }
         guard !targets.isEmpty else {
             scheduleNextProbe()
             return
@@ -189,9 +212,11 @@ final class Daemon {
         while read(probeDone.read, &byte, 1) > 0 {}
         probeInFlight = nil
         probeTask = nil
+        let wasFull = recheckInFlight == nil
+        recheckInFlight = nil
         guard let (round, results) = probeMailbox.take(), round == probeRound else { return scheduleNextProbe() }
         let downBefore = tracker.down
-        for transition in tracker.record(results) {
+        for transition in tracker.record(results, forgetOthers: wasFull) {
             let metadata: Logger.Metadata = ["registry": "\(transition.registries.first ?? "")", "endpoint": "\(transition.id)"]
             switch transition.to {
             case .down, .demoted:
@@ -222,13 +247,22 @@ final class Daemon {
             report.probes = tracker.sorted
             publish(report)
         }
-        scheduleNextProbe()
+        scheduleNextProbe(afterFull: wasFull)
     }
 
-    private func scheduleNextProbe() {
+    private func scheduleNextProbe(afterFull: Bool = true) {
         guard settings.probe.enabled else { return }
-        let jitter = settings.probe.jitter > .zero ? Double.random(in: 0...1) * Double(nanoseconds(settings.probe.jitter)) : 0
-        _ = msa_timerfd_arm(probeTimer, nanoseconds(settings.probe.interval) + UInt64(jitter), 0)
+        let now = monotonicNow
+        let due: Duration
+        switch probeSchedule.next(afterFull: afterFull, health: tracker.sorted, now: now, random: Double.random(in: 0...1)) {
+        case .full(let at):
+            nextRecheck = nil
+            due = at
+        case .recheck(let ids, let at):
+            nextRecheck = ids
+            due = at
+        }
+        _ = msa_timerfd_arm(probeTimer, max(1, nanoseconds(due - now)), 0)
     }
 
     private func stopProbes() {
@@ -245,8 +279,9 @@ final class Daemon {
     private func watchEverything() {
         // /etc is watched for /etc/mirror-agent itself appearing or being replaced.
         let configDirectories = Set(containerdConfigFiles.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) })
-        let others = configDirectories.union(secretDirectories).subtracting(outputDirectories).subtracting(desiredDirectories)
-        watcher.watch(desiredDirectories + outputDirectories + others.sorted())
+        let secrets = secretDirectories.subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories)
+        let tls = Set(tlsSourceDirectories).subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories).subtracting(secrets)
+        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted() + secrets.sorted() + tls.sorted())
     }
 
     /// Sorts pending file events into desired-state changes and changes to managed files.
@@ -254,15 +289,19 @@ final class Daemon {
     /// kernel queues them during the writes, so they are all pending when a pass returns).
     private func handleFileEvents(ownWrites: [String] = []) {
         let desired = desiredDirectories
+        var seen: PassTiming.Change?
         for event in watcher.read() {
             if event.name.hasPrefix(AtomicWriterTemporaryPrefix) { continue }
             let path = event.name.isEmpty ? event.directory : event.directory + "/" + event.name
             if ownWrites.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) { continue }
+            var read = true
             if desired.contains(event.directory) {
                 if path == root.path(AgentSettings.path) {
                     logger.notice("agent.yaml changed; run systemctl reload mirror-agent to apply it", metadata: ["file": "\(path)"])
+                    continue
                 } else {
                     desiredChanged = true
+                    read = event.name.isEmpty || DesiredStateLoader.isDesiredStateName(event.name) || path == root.path(DesiredStateLoader.mainFile)
                 }
             } else if secretDirectories.contains(event.directory) || secretDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 // A secret file rotated (or its directory replaced): read the credentials again.
@@ -274,18 +313,32 @@ final class Daemon {
                 outputChanged.insert(path)
             } else if outputDirectories.contains(event.directory) || outputDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 outputChanged.insert(path)
+            } else if tlsSourceDirectories.contains(event.directory) || tlsSourceDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+                tlsSourcesChanged = true
+            } else {
+                continue
             }
+            if seen != .complete { seen = ChangeKind.of(mask: event.mask, read: read) }
         }
-        // New input is tried after the debounce; changes of managed files wait for a retry
-        // that is due (it rewrites them anyway), so a failing pass is not re-run per event.
-        if desiredChanged || (!outputChanged.isEmpty && !retryDue) {
-            _ = msa_timerfd_arm(debounceTimer, nanoseconds(settings.daemon.debounce), 0)
+        // New input is tried at once when complete (else after the debounce), one more pass per
+        // burst; changes of managed files wait for a retry that is due (it rewrites them anyway),
+        // so a failing pass is not re-run per event.
+        if let seen, desiredChanged || tlsSourcesChanged || (!outputChanged.isEmpty && !retryDue) {
+            let now = monotonicNow
+            let delay: Duration
+            switch passTiming.changed(seen, at: now) {
+            case .now: delay = .zero
+            case .at(let due): delay = due - now
+            }
+            // 1 ns: a zero would disarm the timer; the loop runs the pass on its next turn.
+            _ = msa_timerfd_arm(debounceTimer, max(1, nanoseconds(delay)), 0)
         }
     }
 
     private func debounced() {
         let drift = outputChanged
-        let reason = desiredChanged ? "desired state changed" : retryDue ? "retry" : "managed files changed"
+        let reason = desiredChanged ? "desired state changed" : retryDue ? "retry" : tlsSourcesChanged && outputChanged.isEmpty ? "TLS files changed" : "managed files changed"
+        tlsSourcesChanged = false
         desiredChanged = false
         outputChanged = []
         retryDue = false
@@ -320,6 +373,7 @@ final class Daemon {
             }
             let probeChanged = fresh.probe != settings.probe
             settings = fresh
+            passTiming.window = settings.daemon.debounce
             logger.info("agent.yaml re-read")
             armWatchdog()
             if probeChanged {
@@ -328,6 +382,9 @@ final class Daemon {
                 probeInFlight = nil
                 probeRound += 1
                 tracker = HealthTracker(failureThreshold: settings.probe.failureThreshold, successThreshold: settings.probe.successThreshold)
+                probeSchedule = ProbeSchedule(interval: settings.probe.interval, jitter: settings.probe.jitter)
+                nextRecheck = nil
+                recheckInFlight = nil
                 _ = msa_timerfd_arm(probeTimer, settings.probe.enabled ? 1_000_000 : 0, 0)
             }
         }
@@ -346,6 +403,7 @@ final class Daemon {
     @discardableResult
     private func reconcile(reason: String) -> [String] {
         generation += 1
+        defer { passTiming.passEnded(at: monotonicNow) }
         let down = settings.probe.onUnhealthy == .demote ? tracker.down : []
         let reconciliation = Reconciliation(root: root, settings: settings, dryRun: settingsProblem != nil, down: down)
         let result = reconciliation.run()
@@ -500,7 +558,11 @@ final class Daemon {
             let onHost = root.path(path)
             return String(onHost[..<(onHost.lastIndex(of: "/") ?? onHost.startIndex)])
         })
-        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || secrets != secretDirectories {
+        let tlsDirectories = Set(result.plan.tlsSourceFiles.map { root.path($0) }.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) }).sorted()
+        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || tlsDirectories != tlsSourceDirectories
+            || secrets != secretDirectories
+        {
+            tlsSourceDirectories = tlsDirectories
             outputDirectories = directories.sorted()
             containerdConfigFiles = configFiles
             secretDirectories = secrets

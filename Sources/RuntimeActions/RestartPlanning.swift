@@ -147,9 +147,16 @@ public struct PendingActionsRecord: Codable, Sendable, Equatable {
     public var isEmpty: Bool { containerdRestart == nil && crioReload == nil && crioRestart == nil }
 
     /// Records a containerd restart; an earlier pending one keeps its reason and originals (they
-    /// are the configuration containerd runs with now, so the ones to go back to).
+    /// are the configuration containerd runs with now, so the ones to go back to), but takes the
+    /// later decision time: a restart is needed unless containerd started after the *last*
+    /// change, and one started between the two changes (by an admin, or by a test) does not run
+    /// the newer one.
     public mutating func addContainerdRestart(_ action: Action) {
-        if containerdRestart == nil { containerdRestart = action }
+        if containerdRestart == nil {
+            containerdRestart = action
+        } else if action.decidedAt > containerdRestart!.decidedAt {
+            containerdRestart!.decidedAt = action.decidedAt
+        }
     }
 
     public mutating func addCRIOReload(_ action: Action) {

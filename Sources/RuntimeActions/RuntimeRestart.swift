@@ -53,10 +53,16 @@ public struct ContainerdRestart: Sendable {
 
     /// Restarts the unit; if it does not end up active, calls `rollback` (which restores the
     /// previous configuration), restarts again, and reports which way it went.
-    public func run(on bus: SystemdBus, rollback: () -> String?) -> RuntimeActionReport {
+    ///
+    /// `stopping`: the agent's own stop job is queued. mirror-agent.service is ordered after
+    /// containerd.service, and systemd orders a stop before a start of units so related: a
+    /// start of containerd would wait for the agent to exit while the agent waits for it. So
+    /// while stopping, the restart job ignores ordering (`ignore-dependencies`, the rescue mode)
+    /// and the restore is finished before the agent exits.
+    public func run(on bus: SystemdBus, rollback: () -> String?, stopping: () -> Bool = { false }) -> RuntimeActionReport {
         let before = try? bus.mainPID(unit)
         var report = RuntimeActionReport(unit: unit, action: "restart", result: .done, message: "", mainPIDBefore: before)
-        let (state, problem) = restartAndSettle(bus)
+        let (state, problem) = restartAndSettle(bus, stopping: stopping())
         report.activeState = state
         report.mainPIDAfter = try? bus.mainPID(unit)
         if state == "active" {
@@ -65,7 +71,7 @@ public struct ContainerdRestart: Sendable {
         }
         // Did not come back: restore, restart again, say so loudly.
         let restoreProblem = rollback()
-        let (againState, againProblem) = restartAndSettle(bus)
+        let (againState, againProblem) = restartAndSettle(bus, stopping: stopping())
         report.activeState = againState
         report.mainPIDAfter = try? bus.mainPID(unit)
         let why = problem ?? "ended \(state)"
@@ -79,10 +85,10 @@ public struct ContainerdRestart: Sendable {
         return report
     }
 
-    private func restartAndSettle(_ bus: SystemdBus) -> (String, String?) {
+    private func restartAndSettle(_ bus: SystemdBus, stopping: Bool) -> (String, String?) {
         var problem: String?
         do {
-            let result = try bus.job("RestartUnit", unit: unit, timeout: jobTimeout)
+            let result = try bus.job("RestartUnit", unit: unit, mode: stopping ? "ignore-dependencies" : "replace", timeout: jobTimeout)
             if result != "done" { problem = "restart job \(result)" }
         } catch {
             problem = error.message

@@ -71,7 +71,14 @@ public struct ManagedFiles: Sendable {
         public var warnings: [Diagnostic] = []
         /// Files that could not be written (the rest were).
         public var failures: [String] = []
+        /// The errno behind a failure (by its text), where the kernel gave one.
+        public var failureCodes: [String: Int32] = [:]
         public var changed: Bool { !changes.isEmpty }
+
+        mutating func fail(_ error: AtomicWriter.WriteError, prefix: String = "") {
+            failures.append(prefix + error.description)
+            if let code = error.code { failureCodes[prefix + error.description] = code }
+        }
 
         public init() {}
     }
@@ -105,7 +112,7 @@ public struct ManagedFiles: Sendable {
             do {
                 existing = try writer.existing(base: file.baseDirectory, relative: file.relativePath)
             } catch {
-                outcome.failures.append(error.description)
+                outcome.fail(error)
                 if owned[file.path] != nil { next[file.path] = entry }
                 continue
             }
@@ -168,7 +175,7 @@ public struct ManagedFiles: Sendable {
         for (item, result) in zip(adoptions, backups) {
             switch result {
             case .success: backedUp.insert(item.file.path)
-            case .failure(let error): fail(item, error.description)
+            case .failure(let error): fail(item, error)
             }
         }
         for item in pending where item.change.kind != .adopted || backedUp.contains(item.file.path) { writable.append(item) }
@@ -177,11 +184,11 @@ public struct ManagedFiles: Sendable {
         for (item, result) in zip(writable, results) {
             switch result {
             case .success(let created): if !created.isEmpty { next[item.file.path]?.createdDirectories += created }
-            case .failure(let error): fail(item, error.description)
+            case .failure(let error): fail(item, error)
             }
         }
-        func fail(_ item: Pending, _ message: String) {
-            outcome.failures.append(message)
+        func fail(_ item: Pending, _ error: AtomicWriter.WriteError) {
+            outcome.fail(error)
             outcome.changes.removeAll { $0.path == item.change.path }
             if owned[item.file.path] == nil { next[item.file.path] = nil }
         }
@@ -189,7 +196,7 @@ public struct ManagedFiles: Sendable {
             do {
                 try writer.remove(base: entry.base, relative: entry.relative, directories: entry.createdDirectories)
             } catch {
-                outcome.failures.append(error.description)
+                outcome.fail(error)
                 outcome.changes.removeAll { $0.path == entry.path && $0.kind == .removed }
                 next[entry.path] = entry
             }
@@ -214,7 +221,7 @@ public struct ManagedFiles: Sendable {
             ]) { _ = try result.get() }
             return true
         } catch {
-            outcome.failures.append("ownership manifest: \(error.description)")
+            outcome.fail(error, prefix: "ownership manifest: ")
             return false
         }
     }

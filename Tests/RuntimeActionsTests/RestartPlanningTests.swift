@@ -97,6 +97,8 @@ final class RestartPlanningTests: XCTestCase {
         record.addContainerdRestart(.init(reason: "later", decidedAt: t0 + 1, originals: []))
         XCTAssertEqual(record.containerdRestart?.reason, "config.toml fixed", "the originals containerd runs with are the ones to go back to")
         XCTAssertEqual(record.containerdRestart?.originals, [original])
+        XCTAssertEqual(record.containerdRestart?.decidedAt, t0 + 1, "a containerd started between the two changes still needs the restart")
+        XCTAssertTrue(StaleRuntime.restartStillNeeded(activeState: "active", mainStartedAt: t0 + 1, decidedAt: record.containerdRestart!.decidedAt))
         record.addCRIOReload(.init(reason: "drop-in changed", decidedAt: t0))
         record.lastContainerdRestart = t0 - 5
         let decoded = try JSONDecoder().decode(PendingActionsRecord.self, from: JSONEncoder().encode(record))

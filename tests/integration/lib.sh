@@ -267,6 +267,12 @@ start_registry() {
       if [ "$tls" = tls ]; then
         echo "  tls: {certificate: \"$TEST_SERVER_CRT\", key: \"$TEST_SERVER_KEY\"}"
       fi
+      # REG_HTPASSWD=FILE: basic authentication (bcrypt htpasswd; distribution needs TLS for it
+      # and re-reads the file when its mtime changes).
+      if [ -n "${REG_HTPASSWD:-}" ]; then
+        echo "auth:"
+        echo "  htpasswd: {realm: mirror-agent-test, path: \"$REG_HTPASSWD\"}"
+      fi
     } > "$dir/config.yml"
     _h_spawn "$dir/log" docker-registry serve "$dir/config.yml"
     local pid=$H_LAST_PID
@@ -288,9 +294,11 @@ start_registry() {
   return 1
 }
 
-_h_probe_registry() { # PID URL
+_h_probe_registry() { # PID URL (a registry with authentication answers 401: up too)
+  local code
   kill -0 "$1" 2>/dev/null &&
-    curl -fsS --max-time 2 ${TEST_CA_CRT:+--cacert "$TEST_CA_CRT"} -o /dev/null "$2" &&
+    code=$(curl -sS --max-time 2 ${TEST_CA_CRT:+--cacert "$TEST_CA_CRT"} -o /dev/null -w '%{http_code}' "$2") &&
+    { [ "$code" = 200 ] || { [ -n "${REG_HTPASSWD:-}" ] && [ "$code" = 401 ]; }; } &&
     kill -0 "$1" 2>/dev/null
 }
 

@@ -52,6 +52,8 @@ check "in at most two reconcile passes (got $passes)" test "$passes" -ge 1 -a "$
 g=$(generation)
 sed -i 's|127.0.0.1:5000|127.0.0.1:5001|' "$D/etc/mirror-agent/mirrors.d/a.yaml"
 check "an edit in place is applied" wait_until 10 grep -q '127.0.0.1:5001' "$HOSTS/docker.io/hosts.toml"
+# The pass renames its files one by one: the snapshot below waits for the last of them.
+check "and in the CRI-O drop-in too" wait_until 10 grep -q '127.0.0.1:5001' "$DROPIN"
 
 before=$(cat "$HOSTS/docker.io/hosts.toml" "$DROPIN" | sha256sum)
 g=$(generation)

@@ -382,9 +382,13 @@ final class Daemon {
                 // A desired-state directory itself appeared, went away or was replaced.
                 desiredChanged = true
             } else if containerdConfigFiles.contains(path) {
-                // While a restart runs, config.toml events are its own (a rollback rewrites it);
-                // a hand edit meanwhile is still found by the stale check of the next pass.
-                if !policy.actionInFlight { outputChanged.insert(path) }
+                // While a restart runs, config.toml's writes are its own (a rollback rewrites it,
+                // always by a rename into place); a hand edit meanwhile is still found by the
+                // stale check of the next pass. A change of mode alone is never the action's, so
+                // it is drift, repaired by the pass that follows the action (a config.toml made
+                // readable again while it holds credentials).
+                let attributesOnly = event.mask & UInt32(IN_ATTRIB | IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM) == UInt32(IN_ATTRIB)
+                if !policy.actionInFlight || attributesOnly { outputChanged.insert(path) }
             } else if outputDirectories.contains(event.directory) || outputDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 outputChanged.insert(path)
             } else if tlsSourceDirectories.contains(event.directory) || tlsSourceDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {

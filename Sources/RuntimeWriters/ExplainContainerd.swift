@@ -294,7 +294,7 @@ public struct ContainerdExplainer {
         result.facts.append(.init("deprecated registry.mirrors.\"\(entry.host)\" applies", file: entry.location.file, line: entry.location.line))
         var upstreamListed = false
         for url in entry.endpoints {
-            var e = endpoint(server: url, config: TOMLTable(), directory: "/", role: "mirror", file: entry.location.file, line: entry.location.line)
+            var e = legacyEndpoint(url, file: entry.location.file, line: entry.location.line)
             if e.host == reference.domain || (reference.domain == "docker.io" && e.host == "registry-1.docker.io") {
                 e.role = "upstream"
                 upstreamListed = true
@@ -303,6 +303,26 @@ public struct ContainerdExplainer {
         }
         if !upstreamListed { result.endpoints.append(upstream(reference.domain, tls: [])) }
         filter(&result)
+    }
+}
+
+extension ContainerdExplainer {
+    /// One `endpoint` of the deprecated registry.mirrors, as the CRI plugin's registryEndpoints
+    /// and registryHosts read it: without a scheme, `http` for a loopback host and `https`
+    /// otherwise (addDefaultScheme); an empty path is `/v2`, any other path is used as written
+    /// (no `/v2` appended); capabilities pull and resolve.
+    func legacyEndpoint(_ written: String, file: String?, line: Int?) -> Explanation.Endpoint {
+        var scheme = "", rest = Substring(written)
+        if let sep = written.range(of: "://") {
+            scheme = String(written[..<sep.lowerBound])
+            rest = written[sep.upperBound...]
+        }
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let host = String(rest[..<slash])
+        let path = rest[slash...].isEmpty ? "/v2" : String(rest[slash...])
+        if scheme.isEmpty { scheme = isLocalhost(host) ? "http" : "https" }
+        return Explanation.Endpoint(
+            url: "\(scheme)://\(host)\(path)", host: host, role: "mirror", capabilities: ["pull", "resolve"], file: file, line: line)
     }
 }
 

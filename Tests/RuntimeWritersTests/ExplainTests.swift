@@ -168,6 +168,38 @@ final class ExplainTests: ScratchRootTestCase {
             ],
             reference: "nginx", first: "http://127.0.0.1:5010/v2", warning: "deprecated registry.mirrors"),
         Case(
+            name: "legacy registry.mirrors: an endpoint without a scheme on a loopback host is http, a path is kept as written",
+            files: [
+                "/etc/containerd/config.toml": """
+                version = 2
+                [plugins."io.containerd.grpc.v1.cri".registry.mirrors."quay.io"]
+                  endpoint = ["127.0.0.1:5014/cache", "mirror.example"]
+                """
+            ],
+            reference: "quay.io/a/b:1", first: "http://127.0.0.1:5014/cache", warning: "deprecated registry.mirrors"),
+        Case(
+            name: "legacy registry.mirrors: \"*\" applies to a registry without its own entry; https for a DNS name",
+            files: [
+                "/etc/containerd/config.toml": """
+                version = 2
+                [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
+                  endpoint = ["http://127.0.0.1:5015"]
+                [plugins."io.containerd.grpc.v1.cri".registry.mirrors."*"]
+                  endpoint = ["mirror.example"]
+                """
+            ],
+            reference: "quay.io/a/b:1", first: "https://mirror.example/v2", warning: "deprecated registry.mirrors"),
+        Case(
+            name: "legacy registry.mirrors on 2.x: under the CRI images plugin of a version-3 file",
+            files: [
+                "/etc/containerd/config.toml": """
+                version = 3
+                [plugins."io.containerd.cri.v1.images".registry.mirrors."docker.io"]
+                  endpoint = ["http://127.0.0.1:5016"]
+                """
+            ],
+            reference: "nginx", containerdVersion: "2.1.9", first: "http://127.0.0.1:5016/v2", warning: "deprecated registry.mirrors"),
+        Case(
             name: "trap: legacy registry.mirrors beside config_path",
             files: [
                 "/etc/containerd/config.toml": """

@@ -242,8 +242,11 @@ inside rm -f /run/crio-stand-in-fail
 # Each tests/e2e/case_*.sh is a bash fragment sourced here, in name order, with the machine booted
 # and the package installed; it may use check, wait_until, inside, mainpid, $M, $H_TMP,
 # $REG_MIRROR_ADDR and $E2E_INIT_PID, and leaves the agent active with agent.yaml as it found it.
+# E2E_CASES="explain health" sources only those cases (while iterating); unset: every case.
 for case_file in "$here"/case_*.sh; do
   [ -e "$case_file" ] || continue
+  case_name=$(basename "$case_file" .sh); case_name=${case_name#case_}
+  if [ -n "${E2E_CASES:-}" ] && [[ " $E2E_CASES " != *" $case_name "* ]]; then echo "# case: $case_name skipped (E2E_CASES)"; continue; fi
   echo "# case: $(basename "$case_file")"
   source "$case_file"
 done

@@ -267,12 +267,17 @@ start_registry() {
       if [ "$tls" = tls ]; then
         echo "  tls: {certificate: \"$TEST_SERVER_CRT\", key: \"$TEST_SERVER_KEY\"}"
       fi
+      # REGISTRY_HTPASSWD=FILE (bcrypt, htpasswd -B): every request needs Basic credentials.
+      if [ -n "${REGISTRY_HTPASSWD:-}" ]; then
+        echo "auth:"
+        echo "  htpasswd: {realm: mirror-agent-harness, path: \"$REGISTRY_HTPASSWD\"}"
+      fi
     } > "$dir/config.yml"
     _h_spawn "$dir/log" docker-registry serve "$dir/config.yml"
     local pid=$H_LAST_PID
     # Ready when /v2/ answers 200 over the right scheme and the answer is ours (our pid alive:
     # a lost port race means someone else may be answering).
-    if wait_until 20 _h_probe_registry "$pid" "$scheme://127.0.0.1:$port/v2/"; then
+    if wait_until 20 _h_probe_registry "$pid" "$scheme://127.0.0.1:$port/v2/" "${REGISTRY_HTPASSWD:+401}"; then
       export "REG_${name}_PORT=$port" "REG_${name}_ADDR=127.0.0.1:$port" \
         "REG_${name}_LOG=$dir/log" "REG_${name}_URL=$scheme://127.0.0.1:$port"
       if [ "$tls" = tls ]; then
@@ -288,9 +293,9 @@ start_registry() {
   return 1
 }
 
-_h_probe_registry() { # PID URL
+_h_probe_registry() { # PID URL [STATUS: 200 unless told, 401 for a registry with auth]
   kill -0 "$1" 2>/dev/null &&
-    curl -fsS --max-time 2 ${TEST_CA_CRT:+--cacert "$TEST_CA_CRT"} -o /dev/null "$2" &&
+    [ "$(curl -sS --max-time 2 ${TEST_CA_CRT:+--cacert "$TEST_CA_CRT"} -o /dev/null -w '%{http_code}' "$2")" = "${3:-200}" ] &&
     kill -0 "$1" 2>/dev/null
 }
 
@@ -367,6 +372,8 @@ push_image() {
   # --insecure-policy: the host's /etc/containers/policy.json is not ours to rely on.
   # --digestfile: the digest as pushed, no second round trip (the OCI manifest is stored
   # unchanged by distribution 2.8, so it equals the layout's digest too).
+  # PUSH_CREDS=user:password for a registry with auth (start_registry's REGISTRY_HTPASSWD).
+  [ -n "${PUSH_CREDS:-}" ] && tls_args+=(--dest-creds "$PUSH_CREDS")
   timeout 120 skopeo --insecure-policy copy --quiet --retry-times 2 "${tls_args[@]}" \
     --digestfile "$digestfile" "oci:$dir:$tag" "docker://$ref" >&2 || return 1
   cat "$digestfile"; echo

@@ -429,3 +429,38 @@ if [ "$EX_JUDGE" = cri ]; then
   }
   check "explain --probe containerd (cri): the mirror lacks the image, the upstream serves" ex_probe_cri
 fi
+
+# --- --probe with credentials: k3s configs.<host>.auth from the desired state, Basic ----------------
+# Debian's docker-registry with htpasswd: every request without credentials is 401 with a Basic
+# challenge. The probe asks anonymously, then with the desired state's credentials for that host,
+# as containerd's authorizer does with the credentials it is given.
+ex_pass="probe-pass-$$"
+htpasswd -Bbn explain "$ex_pass" > "$H_TMP/explain.htpasswd" 2>/dev/null
+REGISTRY_HTPASSWD="$H_TMP/explain.htpasswd" start_registry EXAUTH
+P=$(ex_addr EXAUTH)
+PUSH_CREDS="explain:$ex_pass" push_image "$ex_img" 1 "$P/priv:1" >/dev/null
+R=$(ex_root)
+hosts "$R" "$U" <<<"[host.\"http://$P\"]"
+mkdir -p "$R/etc/mirror-agent/mirrors.d"
+# ex_auth_served: the registry with auth answered the probe's manifest request with 200.
+ex_auth_served() { registry_log_has EXAUTH "\"HEAD /v2/priv/manifests/1?ns=$U HTTP/1.1\" 200"; }
+check "control: without credentials the probe gets 401 from the registry with auth" \
+  bash -c "'$AGENT' explain --probe --root '$R' --runtime containerd '$U/priv:1' | grep -q 'http://$P/v2/priv/manifests/1?ns=$U  HTTP 401 (Basic challenge, no credentials for this host)'"
+ex_not() { ! "$@"; }
+check "control: and the registry never answered it with 200" ex_not ex_auth_served
+cat > "$R/etc/mirror-agent/mirrors.d/k3s.yaml" <<YAML
+configs:
+  "$P":
+    auth:
+      username: explain
+      password: $ex_pass
+YAML
+ex_probe_auth() {
+  local predicted
+  predicted=$(ex_probe_serves --root "$R" --runtime containerd "$U/priv:1")
+  ex_compare "$predicted" "$(ex_auth_served && echo "$P" || echo none)"
+}
+check "explain --probe with k3s configs.<host>.auth: Basic, the registry with auth serves (its log: 200)" ex_probe_auth
+check "and says how it authenticated" bash -c "'$AGENT' explain --probe --root '$R' --runtime containerd '$U/priv:1' | grep -q 'HTTP 200 (basic)'"
+check "the password is in no output of explain (text or JSON)" \
+  bash -c "! { '$AGENT' explain --probe --root '$R' '$U/priv:1'; '$AGENT' explain --probe --json --root '$R' '$U/priv:1'; } 2>&1 | grep -q '$ex_pass'"

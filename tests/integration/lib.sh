@@ -272,12 +272,18 @@ start_registry() {
         echo "auth:"
         echo "  htpasswd: {realm: mirror-agent-harness, path: \"$REGISTRY_HTPASSWD\"}"
       fi
+      # REGISTRY_TOKEN_REALM=URL REGISTRY_TOKEN_CERT=PEM: Bearer tokens from that realm (issuer
+      # explain-token-issuer, service mirror-agent-harness; tests/integration/token_service.py).
+      if [ -n "${REGISTRY_TOKEN_REALM:-}" ]; then
+        echo "auth:"
+        echo "  token: {realm: \"$REGISTRY_TOKEN_REALM\", service: mirror-agent-harness, issuer: explain-token-issuer, rootcertbundle: \"$REGISTRY_TOKEN_CERT\"}"
+      fi
     } > "$dir/config.yml"
     _h_spawn "$dir/log" docker-registry serve "$dir/config.yml"
     local pid=$H_LAST_PID
     # Ready when /v2/ answers 200 over the right scheme and the answer is ours (our pid alive:
     # a lost port race means someone else may be answering).
-    if wait_until 20 _h_probe_registry "$pid" "$scheme://127.0.0.1:$port/v2/" "${REGISTRY_HTPASSWD:+401}"; then
+    if wait_until 20 _h_probe_registry "$pid" "$scheme://127.0.0.1:$port/v2/" "${REGISTRY_HTPASSWD:+401}${REGISTRY_TOKEN_REALM:+401}"; then
       export "REG_${name}_PORT=$port" "REG_${name}_ADDR=127.0.0.1:$port" \
         "REG_${name}_LOG=$dir/log" "REG_${name}_URL=$scheme://127.0.0.1:$port"
       if [ "$tls" = tls ]; then

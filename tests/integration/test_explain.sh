@@ -464,3 +464,39 @@ check "explain --probe with k3s configs.<host>.auth: Basic, the registry with au
 check "and says how it authenticated" bash -c "'$AGENT' explain --probe --root '$R' --runtime containerd '$U/priv:1' | grep -q 'HTTP 200 (basic)'"
 check "the password is in no output of explain (text or JSON)" \
   bash -c "! { '$AGENT' explain --probe --root '$R' '$U/priv:1'; '$AGENT' explain --probe --json --root '$R' '$U/priv:1'; } 2>&1 | grep -q '$ex_pass'"
+
+# --- --probe with credentials: a Bearer challenge, the token from the realm ------------------------
+# docker-registry with `auth: token`: a 401 names the realm (tests/integration/token_service.py,
+# which issues RS256 JWTs only to the Basic credentials it knows); the probe fetches a token there
+# with the desired state's credentials for the registry's host, as containerd's authorizer does,
+# and asks again with it. The registry verifies the token against the service's certificate.
+ex_tdir="$H_TMP/token-service"; mkdir -p "$ex_tdir"
+ex_tport=$(free_port)
+_h_spawn "$ex_tdir/log" /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/token_service.py" "$ex_tdir" "$ex_tport" explain-token-issuer mirror-agent-harness explain "$ex_pass"
+wait_until 20 test -s "$ex_tdir/cert.pem"
+REGISTRY_TOKEN_REALM="http://127.0.0.1:$ex_tport/token" REGISTRY_TOKEN_CERT="$ex_tdir/cert.pem" start_registry EXTOKEN
+T=$(ex_addr EXTOKEN)
+PUSH_CREDS="explain:$ex_pass" push_image "$ex_img" 1 "$T/bpriv:1" >/dev/null || echo "# push to the token registry failed"
+R=$(ex_root)
+hosts "$R" "$U" <<<"[host.\"http://$T\"]"
+mkdir -p "$R/etc/mirror-agent/mirrors.d"
+ex_token_served() { registry_log_has EXTOKEN "\"HEAD /v2/bpriv/manifests/1?ns=$U HTTP/1.1\" 200"; }
+check "control: without credentials the token service refuses, the registry answers 401" \
+  bash -c "'$AGENT' explain --probe --root '$R' --runtime containerd '$U/bpriv:1' | grep -q 'http://$T/v2/bpriv/manifests/1?ns=$U  HTTP 401 (anonymous bearer token from 127.0.0.1 refused (HTTP 401))'"
+check "control: and the registry never answered it with 200" ex_not ex_token_served
+cat > "$R/etc/mirror-agent/mirrors.d/k3s.yaml" <<YAML
+configs:
+  "$T":
+    auth:
+      username: explain
+      password: $ex_pass
+YAML
+ex_probe_token() {
+  local predicted
+  predicted=$(ex_probe_serves --root "$R" --runtime containerd "$U/bpriv:1")
+  ex_compare "$predicted" "$(ex_token_served && echo "$T" || echo none)"
+}
+check "explain --probe on a Bearer challenge: a token from the realm, the registry serves (its log: 200)" ex_probe_token
+check "and says where the token came from" bash -c "'$AGENT' explain --probe --root '$R' --runtime containerd '$U/bpriv:1' | grep -q 'HTTP 200 (bearer token from 127.0.0.1)'"
+check "the password is in no output of explain (text or JSON)" \
+  bash -c "! { '$AGENT' explain --probe --root '$R' '$U/bpriv:1'; '$AGENT' explain --probe --json --root '$R' '$U/bpriv:1'; } 2>&1 | grep -q '$ex_pass'"

@@ -1,4 +1,4 @@
-import DesiredState
+@testable import DesiredState
 import Foundation
 import XCTest
 

@@ -65,6 +65,20 @@ public struct ContainerdExplainer {
             return result
         }
         result.facts.append(.init("config_path = \"\(configPath)\" (CRI images plugin)", file: configDump == nil ? configPathCheck?.file : "containerd config dump", line: configPathCheck?.line))
+        // Beside config_path, the deprecated `mirrors` (and on 1.x `configs.<host>.tls`) fail the
+        // CRI plugin's config validation: the plugin does not load and no CRI pull happens at all
+        // (ValidatePluginConfig on 1.x, ValidateImageConfig on 2.x).
+        let legacyMirrorsSet = prerequisites.checks.contains { $0.name == "legacy_registry_mirrors" && $0.status == .wrong }
+        let legacyTLSSet = prerequisites.containerdMajor < 2 && prerequisites.checks.contains { $0.name == "legacy_registry_configs_tls" && $0.status == .wrong }
+        if legacyMirrorsSet || legacyTLSSet {
+            let what = legacyMirrorsSet ? "`mirrors`" : "`configs.tls`"
+            let check = prerequisites.checks.first { $0.name == (legacyMirrorsSet ? "legacy_registry_mirrors" : "legacy_registry_configs_tls") }
+            result.warnings.append(
+                .init("the CRI plugin does not load (\"\(what) cannot be set when `config_path` is provided\"): every CRI pull fails; move them into hosts.toml (`mirror-agent apply` does)",
+                    file: configDump == nil ? check?.file : "containerd config dump", line: check?.line))
+            result.finish()
+            return result
+        }
         var roots = configPath.split(separator: ":").map(String.init)
         if roots.count > 1 && prerequisites.criPullsThroughTransferService {
             // 2.1+ without use_local_image_pull: CRI PullImage goes through the transfer service,

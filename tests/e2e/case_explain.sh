@@ -31,7 +31,7 @@ ce_addr() { local v="REG_$1_ADDR"; echo "${!v}"; }
 U=$(ce_addr EXU) A=$(ce_addr EXA) B=$(ce_addr EXB)
 u_dir=${U/:/_}_  # containerd's host_port_ spelling
 ce_digest=""
-for repo in e0 e1 e2 e3 e4 e5 e6 e7 e8 e9 e10 e11 e12 e13 e14 e15 e16 e17 e18 library/eshort \
+for repo in e0 e1 e2 e3 e4 e5 e6 e7 e8 e9 e10 e11 e12 e13 e14 e15 e16 e17 e18 e19 library/eshort \
   c1 kteam/app team/app team/other c4 c6 c7 renamed c9 library/cshort; do
   for reg in "${ce_regs[@]}"; do ce_digest=$(push_image "$ce_img" 1 "$(ce_addr "$reg")/$repo:1") || echo "# push of $repo to $reg failed"; done
 done
@@ -307,6 +307,16 @@ if grep -q '^ *config_path = "/etc/containerd/certs.d"' "$ce_config"; then
   ce_judge "':'-separated config_path, only the second entry's host directory (1.x: it; 2.1+: the registry itself)" "$U/e13:1" e13 1
   ce_clean "$U"
   rm -rf "$M/etc/containerd/certs-explain"
+
+  # --- the deprecated registry.mirrors beside config_path: the CRI plugin does not load, so no
+  # registry sees the pull ("none" on both sides); explain says so instead of naming hosts.toml.
+  cp -p "$H_TMP/ce-config.toml" "$ce_config"
+  printf '[plugins."io.containerd.grpc.v1.cri".registry.mirrors."%s"]\n  endpoint = ["http://%s"]\n' "$U" "$A" >> "$ce_config"
+  ce_hosts "$U" <<<"[host.\"http://$B\"]"
+  check "explain case: containerd restarts with legacy registry.mirrors beside config_path" ce_restart_containerd
+  ce_judge "trap: legacy registry.mirrors beside config_path, the CRI plugin does not load" "$U/e19:1" e19 1
+  check "trap warning: the CRI plugin does not load" ce_warns containerd "$U/e19:1" 'warning: the CRI plugin does not load'
+  ce_clean "$U"
 
   # --- the deprecated registry.mirrors: only without config_path (beside it the CRI plugin
   # refuses to load). Written in the version-2 table of this file; containerd 2.x migrates it

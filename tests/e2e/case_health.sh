@@ -52,7 +52,7 @@ check "mirror-agent status lists it with state, last check, latency and cause" b
   "nsenter -t $E2E_INIT_PID -m -p -- mirror-agent status | grep -E 'https://127.0.0.1:$health_closed/v2/ +(failing \\([123]/3\\)|down|demoted) +[0-9]+s ago +[0-9]+ms +connection refused'"
 check "the HTTPS mirror signed by the installed CA is up" wait_until 10 bash -c "[ \"\$(health_json_state health-tls.invalid)\" = up ]"
 check "after 3 rounds the refused mirror is demoted: left out of hosts.toml" wait_until 20 bash -c \
-  "! grep -q '127.0.0.1:$health_closed' '$M/etc/containerd/certs.d/health-down.invalid/hosts.toml'"
+  "lacks '127.0.0.1:$health_closed' '$M/etc/containerd/certs.d/health-down.invalid/hosts.toml'"
 check "the journal says it is down, with the cause" bash -c \
   "nsenter -t $E2E_INIT_PID -m -p -- journalctl -u mirror-agent --no-pager -q | grep -F 'mirror https://127.0.0.1:$health_closed/v2/ is down (connection refused)'"
 
@@ -76,4 +76,4 @@ cp -p "$health_agent_yaml" "$M/etc/mirror-agent/agent.yaml"
 inside systemctl reload mirror-agent
 check "health case: the agent is active, its settings restored" bash -c \
   "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active mirror-agent)\" = active ] && cmp -s '$health_agent_yaml' '$M/etc/mirror-agent/agent.yaml'"
-check "health case: the test CA is out of the trust store" bash -c "! grep -q \"\$(sed -n 2p '$TEST_CA_CRT')\" '$M/etc/ssl/certs/ca-certificates.crt'"
+check "health case: the test CA is out of the trust store" lacks "$(sed -n 2p "$TEST_CA_CRT")" "$M/etc/ssl/certs/ca-certificates.crt"

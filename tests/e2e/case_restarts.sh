@@ -32,7 +32,7 @@ printf 'daemon: {restartDelay: 8s, minRestartInterval: 1s}\n' > "$M/etc/mirror-a
 inside systemctl stop mirror-agent
 r_stock
 inside systemctl restart containerd
-check "(a) setup: config.toml has no config_path and containerd runs with it" bash -c "! grep -q config_path '$R_CONFIG' && [ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active containerd)\" = active ]"
+check "(a) setup: config.toml has no config_path and containerd runs with it" bash -c "lacks config_path '$R_CONFIG' && [ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active containerd)\" = active ]"
 if declare -F cri_pull >/dev/null; then
   # Control for the pull check below: containerd on the stock config (no config_path) sends a CRI
   # pull for upstream.invalid to that name itself, which cannot be reached.
@@ -67,7 +67,7 @@ printf 'containerd: {fixConfig: false}\ndaemon: {restartDelay: 8s, minRestartInt
 r_stock
 inside systemctl restart containerd
 inside systemctl start mirror-agent
-check "(b) setup: with fixConfig false the agent leaves config.toml alone" bash -c "sleep 2; ! grep -q config_path '$R_CONFIG'"
+check "(b) setup: with fixConfig false the agent leaves config.toml alone" bash -c "sleep 2; lacks config_path '$R_CONFIG'"
 check "(b) and has no restart pending" bash -c "! grep -q '\"containerdRestart\"' '$R_RECORD' 2>/dev/null"
 pid_before=$(mainpid containerd)
 sleep 1.2
@@ -89,7 +89,7 @@ check "(b) and in the journal" bash -c "nsenter -t $E2E_INIT_PID -m -p -- journa
 check "(b) mirror-agent check says so too (exit 3)" bash -c "nsenter -t $E2E_INIT_PID -m -p -- mirror-agent check > '$H_TMP/restarts-check.out'; [ \$? -eq 3 ] && grep -q 'restart pending: containerd started before config.toml changed' '$H_TMP/restarts-check.out'"
 check "(b) the agent carries the restart out (MainPID changed)" wait_until 30 bash -c "p=\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl show -p MainPID --value containerd); [ -n \"\$p\" ] && [ \"\$p\" != 0 ] && [ \"\$p\" != $pid_before ]"
 check "(b) containerd is active and runs with the hand-edited file" wait_until 30 bash -c "[ \"\$(nsenter -t $E2E_INIT_PID -m -p -- systemctl is-active containerd)\" = active ] && r_in_force"
-check "(b) the pending restart is no longer reported" wait_until 10 bash -c "! nsenter -t $E2E_INIT_PID -m -p -- mirror-agent status | grep -q 'restart pending'"
+check "(b) the pending restart is no longer reported" wait_until 10 output_lacks 'restart pending' nsenter -t "$E2E_INIT_PID" -m -p -- mirror-agent status
 check "(b) a pull through the mirror works" r_pull upstream.invalid/library/hello:1
 
 # --- (c) issue 14: the agent killed (-9) between containerd's restart and its verification --------

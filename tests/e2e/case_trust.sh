@@ -75,5 +75,5 @@ printf 'leak %s\n' "$S_K3S" >> "$TS/journal.txt"
 check "negative control: a secret in the journal output is found" bash -c "$(declare -f trust_scan in_machine); E2E_INIT_PID=$E2E_INIT_PID SECRETS='$SECRETS' TS='$TS' M='$M'; ! trust_scan"
 rm -f "$M"/etc/mirror-agent/mirrors.d/9[234]-*.yaml "$M/etc/trust-root-only"
 cp -p "$H_TMP/trust-config.toml" "$M/etc/containerd/config.toml"
-check "the agent is back to a clean state" wait_until 20 bash -c "! nsenter -t $E2E_INIT_PID -m -p -- systemctl show -p StatusText --value mirror-agent | grep -q 'error'"
+check "the agent is back to a clean state" wait_until 20 output_lacks 'error' nsenter -t "$E2E_INIT_PID" -m -p -- systemctl show -p StatusText --value mirror-agent
 check "and active" test "$(inside systemctl is-active mirror-agent)" = active

@@ -529,6 +529,39 @@ check() {
   return 0
 }
 
+# fails CMD...: CMD exits non-zero (for negative controls: `check "control: ..." fails CMD`).
+fails() { ! "$@"; }
+
+# lacks PATTERN PATH...: every PATH exists and is readable (a directory is searched
+# recursively), and no line in them matches PATTERN (grep -E). Unlike `! grep`, a missing file or
+# a grep error is a failure, not a pass.
+lacks() {
+  local pat=$1 f rc; shift
+  [ $# -gt 0 ] || { echo "lacks: no path given"; return 2; }
+  for f in "$@"; do
+    [ -r "$f" ] || { echo "lacks: $f does not exist or cannot be read"; return 1; }
+  done
+  grep -Erq -- "$pat" "$@"; rc=$?
+  case $rc in
+    1) return 0 ;;
+    0) echo "lacks: '$pat' found:"; grep -Ern -- "$pat" "$@" | head -5; return 1 ;;
+    *) echo "lacks: grep failed ($rc)"; return 1 ;;
+  esac
+}
+
+# output_lacks PATTERN CMD...: CMD exits 0 and no line of its output (stdout and stderr) matches
+# PATTERN (grep -E). Unlike `! CMD | grep`, a CMD that fails (missing path, no such unit, a
+# failing ldd) is a failure, not a pass.
+output_lacks() {
+  local pat=$1 out rc; shift
+  out=$("$@" 2>&1); rc=$?
+  [ $rc -eq 0 ] || { echo "output_lacks: '$*' exited $rc:"; printf '%s\n' "$out" | tail -5; return 1; }
+  if printf '%s\n' "$out" | grep -Eq -- "$pat"; then
+    echo "output_lacks: '$pat' found:"; printf '%s\n' "$out" | grep -E -- "$pat" | head -5; return 1
+  fi
+  return 0
+}
+
 # summary: exactly one line "N passed, N failed"; non-zero status if anything failed (or if
 # nothing ran at all, which is never a success).
 summary() {
@@ -537,4 +570,4 @@ summary() {
 }
 
 # Tests run some of these inside `bash -c "! ctr_pull ..."` to invert them.
-export -f ctr_pull ctr_rmi registry_log_has registry_log_lines wait_until _h_bounded _h_dead 2>/dev/null
+export -f fails lacks output_lacks ctr_pull ctr_rmi registry_log_has registry_log_lines wait_until _h_bounded _h_dead 2>/dev/null

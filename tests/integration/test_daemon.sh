@@ -58,7 +58,7 @@ check "deleting files removes their outputs" wait_until 10 bash -c "! test -e '$
 check "and keeps the others" test -f "$HOSTS/docker.io/hosts.toml"
 
 echo "# hand edit" >> "$HOSTS/docker.io/hosts.toml"
-check "a hand edit of a managed hosts.toml is repaired" wait_until 10 bash -c "! grep -q 'hand edit' '$HOSTS/docker.io/hosts.toml'"
+check "a hand edit of a managed hosts.toml is repaired" wait_until 10 lacks 'hand edit' "$HOSTS/docker.io/hosts.toml"
 rm "$DROPIN"
 check "a deleted managed drop-in is rewritten" wait_until 10 test -f "$DROPIN"
 check "the repair is logged with the file name" wait_until 10 grep -q "repaired drift: .*99-mirror-agent.conf" "$H_TMP/daemon.log"

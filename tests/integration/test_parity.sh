@@ -117,7 +117,7 @@ mirrors:
 YAML
 "$AGENT" apply --root "$R" > "$H_TMP/parity-apply.out" 2>&1
 check "item 2: apply k3s [source, mirror]" test $? -eq 0
-check "item 2: no warning about contradicting orders" bash -c "! grep -q contradict '$H_TMP/parity-apply.out'"
+check "item 2: no warning about contradicting orders" lacks contradict "$H_TMP/parity-apply.out"
 par_order_check() { # HOSTS_DIR: the pull is served by the source, and the mirror is not asked
   local ms mm
   ms=$(par_mark "$PAR_NSRC_LOG"); mm=$(par_mark "$REG_PAR_MIR_LOG")
@@ -149,7 +149,7 @@ spec:
 YAML
 "$AGENT" apply --root "$R" > "$H_TMP/parity-apply.out" 2>&1
 check "item 2: apply an IDMS listing the source first" test $? -eq 0
-check "item 2: no warning about contradicting orders for the IDMS" bash -c "! grep -q contradict '$H_TMP/parity-apply.out'"
+check "item 2: no warning about contradicting orders for the IDMS" lacks contradict "$H_TMP/parity-apply.out"
 par_skopeo_order() { # DROPIN
   local ms mm
   ms=$(par_mark "$PAR_NSRC_LOG"); mm=$(par_mark "$REG_PAR_MIR_LOG")
@@ -184,9 +184,9 @@ configs:
       ca_file: $TEST_CA_CRT
 YAML
   check "item 3: apply configs.\"*\" with a CA" "$AGENT" apply --root "$R"
-  check "item 3: the CA is in _default/hosts.toml, with no server" bash -c "grep -q '^ca = \"$TEST_CA_CRT\"' '$(par_hosts "$R")/_default/hosts.toml' && ! grep -q '^server' '$(par_hosts "$R")/_default/hosts.toml'"
-  check "item 3: and not on upstream.invalid's mirror" bash -c "! grep -q 'ca = ' '$(par_hosts "$R")/upstream.invalid/hosts.toml'"
-  check "item 3: the CRI-O drop-in has no insecure = true" bash -c "! grep -q 'insecure = true' '$(par_dropin "$R")'"
+  check "item 3: the CA is in _default/hosts.toml, with no server" bash -c "grep -q '^ca = \"$TEST_CA_CRT\"' '$(par_hosts "$R")/_default/hosts.toml' && lacks '^server' '$(par_hosts "$R")/_default/hosts.toml'"
+  check "item 3: and not on upstream.invalid's mirror" lacks 'ca = ' "$(par_hosts "$R")/upstream.invalid/hosts.toml"
+  check "item 3: the CRI-O drop-in has no insecure = true" lacks 'insecure = true' "$(par_dropin "$R")"
   m=$(par_mark "$PAR_NTLS_LOG")
   check "item 3: ctr pulls straight from a TLS registry with _default's CA" par_pull "$(par_hosts "$R")" "$PAR_NTLS_ADDR/par/hello:1"
   check "item 3: that registry's log has the GET" par_got "$PAR_NTLS_LOG" "$m" "$(par_get par/hello)"

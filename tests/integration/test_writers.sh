@@ -26,6 +26,9 @@ new_root() {
 }
 hosts_dir() { echo "$1/etc/containerd/certs.d"; }
 dropin() { echo "$1/etc/containers/registries.conf.d/99-mirror-agent.conf"; }
+# served_since NAME SINCE REGEX: the registry's access log, after line SINCE (registry_log_lines
+# taken before the action), has a line matching REGEX (grep -E).
+served_since() { local var="REG_$1_LOG"; tail -n +"$(( $2 + 1 ))" "${!var}" | grep -Eq -- "$3"; }
 skopeo_inspect() { # ROOT REF: inspect through the rendered drop-in only
   timeout 60 skopeo --registries-conf "$(dropin "$1")" inspect --no-tags --retry-times 0 "docker://$2" >/dev/null 2>&1
 }
@@ -79,9 +82,22 @@ spec:
 YAML
 check "apply a namespaced mirror" "$AGENT" apply --root "$R"
 check "hosts.toml uses the namespace as API root with override_path" grep -q "override_path = true" "$(hosts_dir "$R")/quay.invalid/hosts.toml"
+# The mirror also holds the image without the namespace (library/hello), so a pull that worked
+# with the namespace dropped would succeed too: only the access log lines after the pull tell.
+seen=$(registry_log_lines MIRROR)
 check "ctr pulls quay.invalid/library/hello from <mirror>/quay/library/hello" ctr_pull "$(hosts_dir "$R")" quay.invalid/library/hello:1
-check "the mirror served /v2/quay/library/hello" registry_log_has MIRROR '/v2/quay/library/hello/manifests/1'
+check "the mirror served /v2/quay/library/hello for quay.invalid (?ns=), not /v2/library/hello" \
+  served_since MIRROR "$seen" '"(GET|HEAD) /v2/quay/library/hello/manifests/1\?ns=quay\.invalid HTTP/1\.1" 200'
+check "control: that log check fails for the un-namespaced path" fails \
+  served_since MIRROR "$seen" '"(GET|HEAD) /v2/library/hello/manifests/1\?ns=quay\.invalid HTTP/1\.1" 200'
+ctr_rmi quay.invalid/library/hello:1
+seen=$(registry_log_lines MIRROR)
 check "skopeo pulls through location <mirror>/quay" skopeo_inspect "$R" quay.invalid/library/hello:1
+check "and the mirror served skopeo /v2/quay/library/hello" served_since MIRROR "$seen" '"GET /v2/quay/library/hello/manifests/1 HTTP/1\.1" 200'
+# Negative control: without override_path containerd appends /v2 to the path
+# (<mirror>/quay/v2/...), which the mirror does not serve, and quay.invalid does not resolve.
+sed -i '/override_path = true/d' "$(hosts_dir "$R")/quay.invalid/hosts.toml"
+check "control: with override_path removed from hosts.toml the same pull fails" fails ctr_pull "$(hosts_dir "$R")" quay.invalid/library/hello:1
 ctr_rmi quay.invalid/library/hello:1
 
 # --- NeverContactSource: a reachable upstream that must not be asked -----------------------

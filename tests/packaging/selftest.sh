@@ -36,5 +36,17 @@ check "libc6 in Depends counts" grep -q "ok: /usr/bin/bad links libc.so.6: .* (l
 check "a package whose Depends cover everything passes (exit 0)" test "$good_rc" = 0
 check "Essential packages need no Depends (rm, grep)" grep -q "ok: postinst runs rm: .* (coreutils, Essential)" "$tmp/good.txt"
 check "systemctl under [ -d /run/systemd/system ] is accepted, with the reason" grep -q "ok: postinst runs systemctl: debhelper" "$tmp/good.txt"
+# lintian: the Makefile's `make deb` flags must fail a package whose only findings are warnings
+# (the README says "no error and no warning"); `--fail-on error` alone would pass it.
+w="$tmp/warnonly"
+mkdir -p "$w/DEBIAN" "$w/usr/bin" "$w/usr/share/doc/warnonly"
+printf '#!/bin/sh\necho hi\n' > "$w/usr/bin/warnonly"; chmod 755 "$w/usr/bin/warnonly"
+printf 'Package: warnonly\nVersion: 1.0-1\nArchitecture: all\nMaintainer: Test Person <test@example.org>\nSection: utils\nPriority: optional\nDescription: lintian control package\n A package whose only lintian findings are warnings.\n' > "$w/DEBIAN/control"
+printf 'Copyright: none\nLicense: public-domain\n' > "$w/usr/share/doc/warnonly/copyright"
+printf 'warnonly (1.0-1) unstable; urgency=medium\n\n  * test\n\n -- Test Person <test@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n' | gzip -9n > "$w/usr/share/doc/warnonly/changelog.Debian.gz"
+dpkg-deb -b --root-owner-group "$w" "$tmp/warnonly.deb" >/dev/null
+read -r -a lintian_flags <<< "$(sed -n 's/^\tlintian \(--fail-on [a-z,]*\) .*/\1/p' "$here/../../Makefile")"
+check "control: lintian --fail-on error passes a package with warnings only" lintian --fail-on error "$tmp/warnonly.deb"
+check "make deb's lintian flags (${lintian_flags[*]:-none}) fail it" bash -c "[ -n '${lintian_flags[*]}' ] && ! lintian ${lintian_flags[*]} '$tmp/warnonly.deb'"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

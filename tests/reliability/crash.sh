@@ -100,14 +100,23 @@ for round in $(seq 1 "$ROUNDS"); do
   "$AGENT" apply --root "$R" > /dev/null 2>&1 &
   pid=$!
   # A random moment inside the apply (a full apply here takes a few hundred ms).
-  sleep "0.$(printf '%03d' $((RANDOM % 400)))"
-  if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
-  wait "$pid" 2>/dev/null
+  # (CRASH_SLEEP=S fixes the moment: the negative control, a moment after every apply ended,
+  # must make this script fail for lack of mid-run kills.)
+  sleep "${CRASH_SLEEP:-0.$(printf '%03d' $((RANDOM % 400)))}"
+  kill -9 "$pid" 2>/dev/null
+  # Mid-run only if the SIGKILL is what ended it (status 128 + 9): kill(2) also succeeds on a
+  # child that has already exited but not been reaped, which is no crash at all.
+  wait "$pid" 2>/dev/null; rc=$?
+  if [ "$rc" -eq 137 ]; then kills=$((kills + 1)); fi
   if out=$(check_tree); then pass; else fail "round $round: after kill -9: $out"; fi
   "$AGENT" apply --root "$R" > /dev/null 2>&1 || fail "round $round: the next apply failed"
   if out=$(check_clean "$next"); then pass; else fail "round $round: after the next run: $out"; fi
   current=$next
 done
 echo "# $ROUNDS rounds, $kills applies killed mid-run"
+# Rounds whose apply finished before the kill prove nothing about crashes: at least a quarter
+# must have been killed mid-run, or the test did not test what it says (too fast a machine, or
+# an apply that no longer takes long enough: then raise the state's size).
+if [ $((kills * 4)) -ge "$ROUNDS" ]; then pass; else fail "only $kills of $ROUNDS applies were killed mid-run (need >= 1/4)"; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

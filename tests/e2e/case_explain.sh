@@ -61,6 +61,12 @@ ce_compare() {
   echo "registry logs show: $2"
   [ "$1" = "$2" ]
 }
+# ce_negative_of PREDICTED SERVED: a negative control's comparison must fail; only a real answer
+# made wrong counts (the prediction is "wrong:<host>" and a registry served the pull).
+ce_negative_of() {
+  [[ $1 == wrong:?* ]] && [ "$2" != none ] || { echo "negative control without an answer: '$1' / '$2'"; return 1; }
+  ! ce_compare "$1" "$2"
+}
 ce_hosts() { mkdir -p "$ce_certs/$1" && cat > "$ce_certs/$1/hosts.toml"; }
 ce_clean() { local d; for d in "$@"; do rm -rf "${ce_certs:?}/$d"; done; }
 ce_rows=0 ce_matches=0 cc_rows=0 cc_matches=0
@@ -114,7 +120,7 @@ if wait_until 30 bash -c "grep -qs 'http://$A' '$ce_certs/$u_dir/hosts.toml' && 
   ce_judge "ours: a repository-path source is CRI-O only (containerd: the registry itself)" "$B/kteam/app:1" kteam/app 1
   cc_judge "ours: the agent's drop-in for a host source" "$U/c1:1" c1 1
   # Negative control for CRI-O, kept: the same pull judged against a changed answer must differ.
-  cc_negative() { ! ce_compare "$(EXPLAIN_NEGATIVE_CONTROL=1 ce_predict "$U/c1:1" crio)" "$(ce_served c1 1 GET)"; }
+  cc_negative() { ce_negative_of "$(EXPLAIN_NEGATIVE_CONTROL=1 ce_predict "$U/c1:1" crio)" "$(ce_served c1 1 GET)"; }
   check "explain negative control (CRI-O): a changed answer fails the comparison" cc_negative
   # (containerd asked B for kteam/app:1 with HEAD above; containers/image GETs.)
   cc_judge "ours: a repository-path source, its mirror's namespace" "$B/kteam/app:1" kteam/app 1
@@ -138,7 +144,7 @@ ce_hosts "$U" <<<"[host.\"http://$B\"]"
 ce_hosts "$u_dir" <<<"[host.\"http://$A\"]"
 ce_judge "host_port_ is looked up before host:port" "$U/e2:1" e2 1
 # Negative control, kept: the same pull judged against explain's answer made wrong must differ.
-ce_negative() { ! ce_compare "$(EXPLAIN_NEGATIVE_CONTROL=1 ce_predict "$U/e2:1")" "$(ce_served e2 1)"; }
+ce_negative() { ce_negative_of "$(EXPLAIN_NEGATIVE_CONTROL=1 ce_predict "$U/e2:1")" "$(ce_served e2 1)"; }
 check "explain negative control: a changed answer fails the comparison" ce_negative
 ce_clean "$U" "$u_dir"
 

@@ -67,7 +67,8 @@ public struct AgentSettings: Sendable, Equatable {
         public var timeout: Duration = .seconds(5)
         /// Probes in flight at once.
         public var concurrency = 256
-        /// Down after this many failed rounds in a row, up again after this many good ones.
+        /// Down after this many failed probes in a row (a failing endpoint is rechecked 1 s after
+        /// each failure), up again after this many good rounds.
         public var failureThreshold = 3
         public var successThreshold = 2
         /// `keep`: report only. `demote`: leave a down mirror out of the runtime files until it

@@ -71,13 +71,6 @@ struct FieldReader {
         try value(key)?.string("\(what).\(key)")
     }
 
-    func requiredString(_ key: String) throws(Diagnostic) -> String {
-        guard let node = value(key) else {
-            throw .error("\(what) needs a \"\(key)\" field", at: node.location)
-        }
-        return try node.string("\(what).\(key)")
-    }
-
     func required(_ key: String) throws(Diagnostic) -> YAMLNode {
         guard let value = value(key) else {
             throw .error("\(what) needs a \"\(key)\" field", at: node.location)

@@ -78,15 +78,16 @@ public struct HealthTracker: Sendable {
         endpoints = next
     }
 
-    /// Records a round; endpoints no longer probed are forgotten. Returns the state changes worth
-    /// a journal line.
+    /// Records a round; endpoints no longer probed are forgotten, unless the round was a recheck
+    /// of some endpoints only (`forgetOthers: false`). Returns the state changes worth a journal
+    /// line.
     ///
     /// A result with `local` set (the node could not make the probe: no trust store, unreadable
     /// CA file) says nothing about the endpoint: it becomes `unknown`, its counts restart, and
     /// it is never declared down for it.
-    public mutating func record(_ results: [ProbeResult]) -> [Transition] {
+    public mutating func record(_ results: [ProbeResult], forgetOthers: Bool = true) -> [Transition] {
         var transitions: [Transition] = []
-        var next: [String: EndpointHealth] = [:]
+        var next: [String: EndpointHealth] = forgetOthers ? [:] : endpoints
         for result in results {
             var health = endpoints[result.id] ?? EndpointHealth(id: result.id, url: result.url, registries: result.registries, failureThreshold: failureThreshold)
             health.registries = result.registries

@@ -1,3 +1,4 @@
+import AgentCore
 import ArgumentParser
 import DesiredState
 import Diagnostics
@@ -48,7 +49,11 @@ struct ApplyCommand: ParsableCommand {
             for change in result.outcome.changes + result.configChanges {
                 print("\(verb)\(change.kind.rawValue): \(root.path(change.path))\(change.backup.map { " (original kept as \(root.path($0)))" } ?? "")")
                 if diff {
+                    if change.secret {
+                    print("(the contents of \(root.path(change.path)) are not shown: it holds a secret)")
+                } else {
                     print(unifiedDiff(old: change.before ?? "", new: change.after ?? "", oldName: change.before == nil ? "/dev/null" : root.path(change.path), newName: change.after == nil ? "/dev/null" : root.path(change.path)), terminator: "")
+                }
                 }
             }
             for note in result.notes { print("note: \(note)") }

@@ -1,3 +1,4 @@
+import AgentCore
 import ArgumentParser
 import DesiredState
 import Diagnostics

@@ -22,8 +22,11 @@ struct DiagnosticJSON: Encodable {
     var column: Int?
     var message: String
     var text: String
+    /// The kind of problem, from a fixed list ("invalid duration", "unknown key", ...).
+    var kind: String
 
     init(_ d: Diagnostic) {
+        kind = d.kind
         file = d.location?.file
         line = d.location?.line
         column = d.location?.column

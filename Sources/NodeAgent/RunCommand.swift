@@ -19,7 +19,7 @@ struct RunCommand: ParsableCommand {
         let logger = Logger(label: "mirror-agent")
         let root = common.hostRoot
         var (settings, diagnostics) = AgentSettings.load(root: root)
-        var settingsProblem: String?
+        var settingsProblem: (full: String, public: String)?
         if diagnostics.hasErrors {
             // The daemon never exits for bad input, and never acts on settings it could not
             // read: it runs report-only (nothing written, nothing restarted) and says so, until

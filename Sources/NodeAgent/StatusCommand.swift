@@ -7,7 +7,7 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show the daemon's last reconcile, the files in force and the runtimes' state.",
-        discussion: "Lists every mirror endpoint with its state (unknown, up, failing k/N, down, demoted), last check, latency and cause. Reads the status file (status.file in agent.yaml, default /run/mirror-agent/status.json). Exit 1 when there is none (the daemon is not running), 2 when the desired state in force is invalid."
+        discussion: "Lists every mirror endpoint with its state (unknown, up, failing k/N, down, demoted), last check, latency and cause. Reads the status file (status.file in agent.yaml, default /run/mirror-agent/status.json). Exit 1 when there is none (the daemon is not running), 2 when the desired state in force is invalid. Input problems are named by place and kind only (the status file never holds input values): `mirror-agent validate` says what is wrong."
     )
 
     @OptionGroup var common: CommonOptions
@@ -33,7 +33,12 @@ struct StatusCommand: ParsableCommand {
             print("status:      \(report.statusLine())")
             print("result:      \(report.result) (generation \(report.generation), pid \(report.pid))")
             print("last pass:   \(formatter.string(from: report.lastReconcile)) (\(StatusReport.ago(report.lastReconcile, now: Date())))")
-            if let error = report.error { print("error:       \(error)") }
+            if let error = report.error {
+                print("error:       \(error)")
+                // status.json names problems by place and kind only (SECURITY.md); the messages
+                // are in the journal, and validate says them for the files as they are now.
+                if report.result == "invalid" { print("details:     mirror-agent validate (the files as they are now), journalctl -u mirror-agent (as the daemon saw them)") }
+            }
             print("desired:     \(report.desiredFiles.isEmpty ? "(no files)" : report.desiredFiles.joined(separator: "\n             "))")
             print("in force:    \(report.managedFiles.isEmpty ? "(no files)" : report.managedFiles.joined(separator: "\n             "))")
             for runtime in report.runtimes {

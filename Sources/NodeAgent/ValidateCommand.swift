@@ -1,3 +1,4 @@
+import AgentCore
 import ArgumentParser
 import DesiredState
 import Diagnostics
@@ -83,7 +84,11 @@ struct ValidateCommand: ParsableCommand {
                 for change in changes {
                     print("would be \(change.kind.rawValue): \(root.path(change.path))")
                     if diff {
-                        print(unifiedDiff(old: change.before ?? "", new: change.after ?? "", oldName: change.before == nil ? "/dev/null" : root.path(change.path), newName: change.after == nil ? "/dev/null" : root.path(change.path)), terminator: "")
+                        if change.secret {
+                    print("(the contents of \(root.path(change.path)) are not shown: it holds a secret)")
+                } else {
+                    print(unifiedDiff(old: change.before ?? "", new: change.after ?? "", oldName: change.before == nil ? "/dev/null" : root.path(change.path), newName: change.after == nil ? "/dev/null" : root.path(change.path)), terminator: "")
+                }
                     }
                 }
                 print("valid: \(result.model.registries.count) registries, \(result.model.mirrorCount) mirrors; \(changes.isEmpty ? "no rendered file would change" : "\(changes.count) rendered file\(changes.count == 1 ? "" : "s") would change")")

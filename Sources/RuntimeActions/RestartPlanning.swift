@@ -135,21 +135,35 @@ public struct PendingActionsRecord: Codable, Sendable, Equatable {
     public var version = 1
     public var containerdRestart: Action?
     public var crioReload: Action?
+    /// CRI-O must be restarted, not reloaded: the agent's crio.conf drop-in (global_auth_file,
+    /// which CRI-O reads only at start) changed.
+    public var crioRestart: Action?
     /// When the agent last restarted containerd (µs since the epoch): the rate limit
     /// (`daemon.minRestartInterval`) holds across the agent's own restarts.
     public var lastContainerdRestart: UInt64?
 
     public init() {}
 
-    public var isEmpty: Bool { containerdRestart == nil && crioReload == nil }
+    public var isEmpty: Bool { containerdRestart == nil && crioReload == nil && crioRestart == nil }
 
     /// Records a containerd restart; an earlier pending one keeps its reason and originals (they
-    /// are the configuration containerd runs with now, so the ones to go back to).
+    /// are the configuration containerd runs with now, so the ones to go back to), but takes the
+    /// later decision time: a restart is needed unless containerd started after the *last*
+    /// change, and one started between the two changes (by an admin, or by a test) does not run
+    /// the newer one.
     public mutating func addContainerdRestart(_ action: Action) {
-        if containerdRestart == nil { containerdRestart = action }
+        if containerdRestart == nil {
+            containerdRestart = action
+        } else if action.decidedAt > containerdRestart!.decidedAt {
+            containerdRestart!.decidedAt = action.decidedAt
+        }
     }
 
     public mutating func addCRIOReload(_ action: Action) {
         if crioReload == nil { crioReload = action }
+    }
+
+    public mutating func addCRIORestart(_ action: Action) {
+        if crioRestart == nil { crioRestart = action }
     }
 }

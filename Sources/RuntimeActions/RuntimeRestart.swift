@@ -42,6 +42,9 @@ public struct ContainerdRestart: Sendable {
     /// How long to wait for a unit that is still "activating" after its job finished.
     public var settleTimeout: Duration
 
+    /// The configuration `rollback` restores, for the report.
+    public var configName = "config.toml"
+
     public init(unit: String = "containerd.service", jobTimeout: Duration = .seconds(90), settleTimeout: Duration = .seconds(30)) {
         self.unit = unit
         self.jobTimeout = jobTimeout
@@ -50,10 +53,16 @@ public struct ContainerdRestart: Sendable {
 
     /// Restarts the unit; if it does not end up active, calls `rollback` (which restores the
     /// previous configuration), restarts again, and reports which way it went.
-    public func run(on bus: SystemdBus, rollback: () -> String?) -> RuntimeActionReport {
+    ///
+    /// `stopping`: the agent's own stop job is queued. mirror-agent.service is ordered after
+    /// containerd.service, and systemd orders a stop before a start of units so related: a
+    /// start of containerd would wait for the agent to exit while the agent waits for it. So
+    /// while stopping, the restart job ignores ordering (`ignore-dependencies`, the rescue mode)
+    /// and the restore is finished before the agent exits.
+    public func run(on bus: SystemdBus, rollback: () -> String?, stopping: () -> Bool = { false }) -> RuntimeActionReport {
         let before = try? bus.mainPID(unit)
         var report = RuntimeActionReport(unit: unit, action: "restart", result: .done, message: "", mainPIDBefore: before)
-        let (state, problem) = restartAndSettle(bus)
+        let (state, problem) = restartAndSettle(bus, stopping: stopping())
         report.activeState = state
         report.mainPIDAfter = try? bus.mainPID(unit)
         if state == "active" {
@@ -62,24 +71,24 @@ public struct ContainerdRestart: Sendable {
         }
         // Did not come back: restore, restart again, say so loudly.
         let restoreProblem = rollback()
-        let (againState, againProblem) = restartAndSettle(bus)
+        let (againState, againProblem) = restartAndSettle(bus, stopping: stopping())
         report.activeState = againState
         report.mainPIDAfter = try? bus.mainPID(unit)
         let why = problem ?? "ended \(state)"
         if againState == "active" && restoreProblem == nil {
             report.result = .rolledBack
-            report.message = "\(unit) failed to come back after the config change (\(why)); the previous config.toml was restored and \(unit) is active again"
+            report.message = "\(unit) failed to come back after the config change (\(why)); the previous \(configName) was restored and \(unit) is active again"
         } else {
             report.result = .failed
-            report.message = "\(unit) failed to come back after the config change (\(why)), and restoring the previous config.toml \(restoreProblem.map { "failed: \($0)" } ?? "did not help") (now \(againState)\(againProblem.map { ", \($0)" } ?? ""))"
+            report.message = "\(unit) failed to come back after the config change (\(why)), and restoring the previous \(configName) \(restoreProblem.map { "failed: \($0)" } ?? "did not help") (now \(againState)\(againProblem.map { ", \($0)" } ?? ""))"
         }
         return report
     }
 
-    private func restartAndSettle(_ bus: SystemdBus) -> (String, String?) {
+    private func restartAndSettle(_ bus: SystemdBus, stopping: Bool) -> (String, String?) {
         var problem: String?
         do {
-            let result = try bus.job("RestartUnit", unit: unit, timeout: jobTimeout)
+            let result = try bus.job("RestartUnit", unit: unit, mode: stopping ? "ignore-dependencies" : "replace", timeout: jobTimeout)
             if result != "done" { problem = "restart job \(result)" }
         } catch {
             problem = error.message

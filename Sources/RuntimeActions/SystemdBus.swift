@@ -5,10 +5,15 @@ import CSystemdShim
 import Glibc
 #endif
 
-/// A failure to talk to systemd, in words an admin can act on.
+/// A failure of a runtime action or of talking to systemd, in words an admin can act on, with
+/// the errno sd-bus returned (ECONNREFUSED, ETIMEDOUT, EACCES...) where there was one.
 public struct RuntimeActionError: Error, Sendable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public var code: Int32?
+    public init(_ message: String, code: Int32? = nil) {
+        self.message = message
+        self.code = code
+    }
     public var description: String { message }
 }
 
@@ -31,7 +36,7 @@ public final class SystemdBus: @unchecked Sendable {
         var handle: OpaquePointer?
         let r = msa_bus_open(&handle)
         guard r >= 0, let handle else {
-            throw RuntimeActionError("cannot connect to the system D-Bus (nor, as root, to systemd's private socket): \(String(cString: strerror(-r)))")
+            throw RuntimeActionError("cannot connect to the system D-Bus (nor, as root, to systemd's private socket): \(String(cString: strerror(-r)))", code: -r)
         }
         return SystemdBus(bus: handle)
     }
@@ -48,7 +53,7 @@ public final class SystemdBus: @unchecked Sendable {
         let micros = UInt64(timeout.components.seconds) * 1_000_000 + UInt64(timeout.components.attoseconds / 1_000_000_000_000)
         let r = msa_unit_job(bus, method, unit, mode, micros, &result, &error)
         guard r >= 0, let result else {
-            throw RuntimeActionError("\(method) \(unit): \(error.map { String(cString: $0) } ?? String(cString: strerror(-r)))")
+            throw RuntimeActionError("\(method) \(unit): \(error.map { String(cString: $0) } ?? String(cString: strerror(-r)))", code: r < 0 ? -r : nil)
         }
         return String(cString: result)
     }
@@ -85,7 +90,7 @@ public final class SystemdBus: @unchecked Sendable {
         }
         let r = msa_unit_property_string(bus, unit, interface, name, &value, &error)
         guard r >= 0, let value else {
-            throw RuntimeActionError("\(unit) \(name): \(error.map { String(cString: $0) } ?? String(cString: strerror(-r)))")
+            throw RuntimeActionError("\(unit) \(name): \(error.map { String(cString: $0) } ?? String(cString: strerror(-r)))", code: r < 0 ? -r : nil)
         }
         return String(cString: value)
     }
@@ -96,7 +101,7 @@ public final class SystemdBus: @unchecked Sendable {
         defer { free(error) }
         let r = msa_unit_property_u64(bus, unit, interface, name, CChar(type.asciiValue!), &value, &error)
         guard r >= 0 else {
-            throw RuntimeActionError("\(unit) \(name): \(error.map { String(cString: $0) } ?? String(cString: strerror(-r)))")
+            throw RuntimeActionError("\(unit) \(name): \(error.map { String(cString: $0) } ?? String(cString: strerror(-r)))", code: r < 0 ? -r : nil)
         }
         return value
     }

@@ -16,9 +16,12 @@ public struct AtomicWriter: Sendable {
 
     public init(root: HostRoot) { self.root = root }
 
+    /// What could not be written, with the errno that said so (ENOSPC, EROFS, EACCES...) when
+    /// the kernel refused: the daemon's backoff tells a full disk from a read-only file system.
     public struct WriteError: Error, Equatable, CustomStringConvertible {
         public var path: String
         public var message: String
+        public var code: Int32? = nil
         public var description: String { "\(path): \(message)" }
     }
 
@@ -353,7 +356,8 @@ public struct AtomicWriter: Sendable {
         }
         if fd < 0 {
             if errno == ENOENT { return (nil, []) }
-            throw WriteError(path: basePath, message: "cannot open directory: \(String(cString: strerror(errno)))")
+            let code = errno
+            throw WriteError(path: basePath, message: "cannot open directory: \(String(cString: strerror(code)))", code: code)
         }
         var created: [String] = []
         var walked: [String] = []
@@ -368,7 +372,8 @@ public struct AtomicWriter: Sendable {
                     created.append(walked.joined(separator: "/"))
                     if syncCreated { fsync(fd) }
                 } else if errno != EEXIST {
-                    let error = WriteError(path: basePath + "/" + walked.joined(separator: "/"), message: "cannot create directory: \(String(cString: strerror(errno)))")
+                    let code = errno
+                    let error = WriteError(path: basePath + "/" + walked.joined(separator: "/"), message: "cannot create directory: \(String(cString: strerror(code)))", code: code)
                     close(fd)
                     throw error
                 }
@@ -382,7 +387,7 @@ public struct AtomicWriter: Sendable {
                 if code == ELOOP || code == ENOTDIR {
                     throw WriteError(path: path, message: "is a symlink or not a directory; refusing to write through it")
                 }
-                throw WriteError(path: path, message: "cannot open directory: \(String(cString: strerror(code)))")
+                throw WriteError(path: path, message: "cannot open directory: \(String(cString: strerror(code)))", code: code)
             }
             fd = next
         }
@@ -396,7 +401,8 @@ public struct AtomicWriter: Sendable {
             if mkdir(current, 0o755) == 0 {
                 _ = chmod(current, 0o755)  // not the umask's choice, as above
             } else if errno != EEXIST {
-                throw WriteError(path: current, message: "cannot create directory: \(String(cString: strerror(errno)))")
+                let code = errno
+                throw WriteError(path: current, message: "cannot create directory: \(String(cString: strerror(code)))", code: code)
             }
         }
     }
@@ -428,6 +434,7 @@ public struct AtomicWriter: Sendable {
     }
 
     private func failure(_ base: String, _ relative: String, _ what: String) -> WriteError {
-        WriteError(path: root.path(base + "/" + relative), message: "\(what): \(String(cString: strerror(errno)))")
+        let code = errno
+        return WriteError(path: root.path(base + "/" + relative), message: "\(what): \(String(cString: strerror(code)))", code: code)
     }
 }

@@ -58,12 +58,7 @@ public struct CRIORegistriesRenderer: Sendable {
                             at: mirror.origins.first))
                     continue
                 }
-                if !mirror.tls.caFiles.isEmpty || mirror.tls.clientCertificate != nil {
-                    result.warnings.append(
-                        .warning(
-                            "TLS files for mirror \(mirror.displayURL) are not in the CRI-O drop-in: containers/image reads them from /etc/containers/certs.d/\(mirror.host)/",
-                            at: mirror.origins.first))
-                }
+                // CA and client certificate: /etc/containers/certs.d/<host>/ (CRIOCertsRenderer).
                 if !mirror.headers.isEmpty {
                     result.warnings.append(
                         .warning("headers for mirror \(mirror.displayURL) are not in the CRI-O drop-in: containers-registries.conf has no headers", at: mirror.origins.first))

@@ -43,6 +43,12 @@ public struct CRIOSettings: Sendable, Equatable {
         return settings
     }
 
+    /// `[crio.image] <key>` of one crio.conf file, when it is a string (nil when unset or not TOML).
+    public static func imageString(_ text: String, key: String) -> String? {
+        guard let table = try? TOMLTable(string: text) else { return nil }
+        return table["crio"]?.table?["image"]?.table?[key]?.string
+    }
+
     /// The host paths CRI-O reads, in its order.
     public static func files(root: HostRoot) -> [String] {
         var paths: [String] = []

@@ -52,6 +52,9 @@ public struct ManagedFiles: Sendable {
             public var before: String?
             public var after: String?
             public var backup: String?
+            /// `before`/`after` hold a secret (a key, credentials, or a file of mode 0600): a
+            /// diff must not show them.
+            public var secret = false
 
             public init(path: String, kind: Kind, runtime: Runtime, before: String? = nil, after: String? = nil, backup: String? = nil) {
                 self.path = path
@@ -68,7 +71,14 @@ public struct ManagedFiles: Sendable {
         public var warnings: [Diagnostic] = []
         /// Files that could not be written (the rest were).
         public var failures: [String] = []
+        /// The errno behind a failure (by its text), where the kernel gave one.
+        public var failureCodes: [String: Int32] = [:]
         public var changed: Bool { !changes.isEmpty }
+
+        mutating func fail(_ error: AtomicWriter.WriteError, prefix: String = "") {
+            failures.append(prefix + error.description)
+            if let code = error.code { failureCodes[prefix + error.description] = code }
+        }
 
         public init() {}
     }
@@ -96,12 +106,13 @@ public struct ManagedFiles: Sendable {
         var pending: [Pending] = []
         var next: [String: Manifest.Entry] = [:]
         for file in files {
+            defer { if file.secret, let index = pending.indices.last, pending[index].file.path == file.path { pending[index].change.secret = true } }
             let entry = owned[file.path] ?? Manifest.Entry(base: file.baseDirectory, relative: file.relativePath, runtime: file.runtime.rawValue, createdDirectories: [])
             let existing: AtomicWriter.Existing
             do {
                 existing = try writer.existing(base: file.baseDirectory, relative: file.relativePath)
             } catch {
-                outcome.failures.append(error.description)
+                outcome.fail(error)
                 if owned[file.path] != nil { next[file.path] = entry }
                 continue
             }
@@ -141,9 +152,11 @@ public struct ManagedFiles: Sendable {
                 next[entry.path] = entry
                 continue
             }
-            guard case .file(let bytes, _)? = try? writer.existing(base: entry.base, relative: entry.relative) else { continue }
+            guard case .file(let bytes, let mode)? = try? writer.existing(base: entry.base, relative: entry.relative) else { continue }
             removals.append(entry)
-            outcome.changes.append(.init(path: entry.path, kind: .removed, runtime: runtime, before: String(decoding: bytes, as: UTF8.self)))
+            var change = Outcome.Change(path: entry.path, kind: .removed, runtime: runtime, before: String(decoding: bytes, as: UTF8.self))
+            change.secret = (entry.relative.hasSuffix(".key") && mode & 0o077 == 0) || entry.path == CRIOAuthRenderer.authFile
+            outcome.changes.append(change)
         }
         outcome.changes.insert(contentsOf: pending.map(\.change), at: 0)
         if dryRun { return outcome }
@@ -162,7 +175,7 @@ public struct ManagedFiles: Sendable {
         for (item, result) in zip(adoptions, backups) {
             switch result {
             case .success: backedUp.insert(item.file.path)
-            case .failure(let error): fail(item, error.description)
+            case .failure(let error): fail(item, error)
             }
         }
         for item in pending where item.change.kind != .adopted || backedUp.contains(item.file.path) { writable.append(item) }
@@ -171,11 +184,11 @@ public struct ManagedFiles: Sendable {
         for (item, result) in zip(writable, results) {
             switch result {
             case .success(let created): if !created.isEmpty { next[item.file.path]?.createdDirectories += created }
-            case .failure(let error): fail(item, error.description)
+            case .failure(let error): fail(item, error)
             }
         }
-        func fail(_ item: Pending, _ message: String) {
-            outcome.failures.append(message)
+        func fail(_ item: Pending, _ error: AtomicWriter.WriteError) {
+            outcome.fail(error)
             outcome.changes.removeAll { $0.path == item.change.path }
             if owned[item.file.path] == nil { next[item.file.path] = nil }
         }
@@ -183,7 +196,7 @@ public struct ManagedFiles: Sendable {
             do {
                 try writer.remove(base: entry.base, relative: entry.relative, directories: entry.createdDirectories)
             } catch {
-                outcome.failures.append(error.description)
+                outcome.fail(error)
                 outcome.changes.removeAll { $0.path == entry.path && $0.kind == .removed }
                 next[entry.path] = entry
             }
@@ -208,7 +221,7 @@ public struct ManagedFiles: Sendable {
             ]) { _ = try result.get() }
             return true
         } catch {
-            outcome.failures.append("ownership manifest: \(error.description)")
+            outcome.fail(error, prefix: "ownership manifest: ")
             return false
         }
     }

@@ -22,6 +22,8 @@ public struct Reconciler: Sendable {
         public var warnings: [Diagnostic] = []
         /// containerd's hosts directory, when containerd is in play.
         public var containerdHostsDirectory: String?
+        /// The TLS files the certs.d copies come from (host paths): the daemon watches them.
+        public var tlsSourceFiles: [String] = []
 
         public init() {}
     }
@@ -58,7 +60,7 @@ public struct Reconciler: Sendable {
                     at: nil))
         }
         for runtime in plan.runtimes {
-            let result: RenderResult
+            var result: RenderResult
             switch runtime {
             case .containerd:
                 let directory = known ?? containerdHostsDirectory(warnings: &plan.warnings)
@@ -75,6 +77,26 @@ public struct Reconciler: Sendable {
                     existingTables: inspector.existingTables(dropInPath: settings.crio.dropIn)
                 ).render(model)
                 plan.warnings += inspector.inspect(model: model, rendered: result.files)
+                let root = self.root
+                let certs = CRIOCertsRenderer(
+                    root: root, read: { FileSystem.read(root.path($0), limit: 16 << 20) },
+                    previous: { path in
+                        guard case .success(let bytes) = FileSystem.read(root.path(path), limit: 16 << 20, followSymlinks: false) else { return nil }
+                        let text = String(decoding: bytes, as: UTF8.self)
+                        return text.hasPrefix(ManagedHeader.marker) ? text : nil
+                    }
+                ).render(model)
+                let auth = CRIOAuthRenderer(
+                    root: root, crioInstalled: FileSystem.isDirectory(root.path("/etc/crio")),
+                    globalAuthFile: CRIOAuthRenderer.globalAuthFile(root: root),
+                    presentDefaultAuthFiles: CRIOAuthRenderer.defaultAuthFiles.filter { FileSystem.exists(root.path($0)) }
+                ).render(model)
+                result.files += certs.files + auth.files
+                var warnings: [Diagnostic] = []
+                for (_, tls) in CRIOCertsRenderer.hosts(model, warnings: &warnings) {
+                    plan.tlsSourceFiles += tls.caFiles + [tls.client?.certificate, tls.client?.key].compactMap { $0 }
+                }
+                result.warnings += certs.warnings + auth.warnings
             }
             plan.files += result.files
             plan.skipped += result.skipped

@@ -16,6 +16,8 @@ public struct RenderedFile: Sendable, Equatable {
     /// 0644, or 0600 for anything that holds a secret.
     public var mode: UInt32
     public var runtime: Runtime
+    /// The contents are a secret (a private key, credentials): never shown in a diff or a report.
+    public var secret = false
 
     public init(baseDirectory: String, relativePath: String, contents: String, mode: UInt32 = 0o644, runtime: Runtime) {
         self.baseDirectory = baseDirectory

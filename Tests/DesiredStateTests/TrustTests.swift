@@ -288,6 +288,47 @@ final class TrustTests: XCTestCase {
         XCTAssertEqual(Quote.value(String(repeating: "q", count: 300)).count, 200 + 2 + "...\" (300 characters)".count - 1)
     }
 
+    // MARK: 2b. STATUS= and status.json: place and kind only
+
+    /// What status.json and STATUS= say of a problem is its place and a kind from a fixed list:
+    /// a value planted in each kind of bad input never reaches it, whatever the message quotes.
+    func testThePublicFormOfAProblemCarriesNoInputValue() {
+        let v = "zq\(secret)"
+        let cases: [(String, String, String)] = [
+            ("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example\"]\n    \(v): 1\n", "t.yaml", "unknown key"),
+            ("mirrors:\n  \"\(v):00080\":\n    endpoint: [\"https://m.example\"]\n", "t.yaml", "invalid host"),
+            ("mirrors:\n  docker.io:\n    endpoint: [\"ftp://\(v)\"]\n", "t.yaml", "invalid mirror"),
+            ("kind: \(v)\napiVersion: v1\n", "t.yaml", "unknown document kind"),
+            ("mirrors: [\(v)\n", "t.yaml", "YAML syntax error"),
+            ("configs:\n  docker.io:\n    auth: \(v)\n", "t.yaml", "invalid credentials"),
+        ]
+        for (text, file, kind) in cases {
+            let errors = load(text: text, file: file).diagnostics.errors
+            XCTAssertFalse(errors.isEmpty, text)
+            XCTAssertTrue(errors.contains { $0.message.contains("zq") || $0.kind == kind }, "\(errors)")
+            for e in errors {
+                XCTAssertFalse(e.publicDescription.contains(secret), e.publicDescription)
+                XCTAssertTrue(DiagnosticKind.all.contains(e.kind), e.kind)
+                XCTAssertTrue(e.publicDescription.hasPrefix("t.yaml:"), e.publicDescription)
+            }
+            XCTAssertEqual(errors.first?.kind, kind, "\(errors)")
+        }
+        let (_, settings) = AgentSettings.parse(Array("daemon:\n  debounce: 1\(v)\n".utf8), file: "agent.yaml")
+        XCTAssertEqual(settings.errors.map(\.publicDescription), ["agent.yaml:2:13: invalid duration"])
+        let (_, range) = AgentSettings.parse(Array("daemon:\n  restartDelay: 9999h\n".utf8), file: "agent.yaml")
+        XCTAssertEqual(range.errors.map(\.publicDescription), ["agent.yaml:2:17: value out of range"])
+        // Warnings too: a missing CA file, named by its path.
+        let warned = load(text: "configs:\n  docker.io:\n    tls:\n      ca_file: /etc/\(v).pem\n").diagnostics.warnings
+        XCTAssertFalse(warned.isEmpty)
+        XCTAssertTrue(warned.contains { $0.description.contains(secret) }, "\(warned)")
+        for w in warned {
+            XCTAssertFalse(w.publicDescription.contains(secret), w.publicDescription)
+            XCTAssertTrue(w.publicDescription.hasSuffix(": warning: TLS file missing"), w.publicDescription)
+        }
+        // A value cannot steer the kind: the quoted text is not looked at.
+        XCTAssertEqual(Diagnostic.error("daemon.debounce \"is out of range\" is not a duration such as 2s", at: nil).kind, "invalid duration")
+    }
+
     // MARK: 8. host grammar
 
     func testMalformedHostsAreRefused() {

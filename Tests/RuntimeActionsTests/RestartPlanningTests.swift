@@ -97,10 +97,25 @@ final class RestartPlanningTests: XCTestCase {
         record.addContainerdRestart(.init(reason: "later", decidedAt: t0 + 1, originals: []))
         XCTAssertEqual(record.containerdRestart?.reason, "config.toml fixed", "the originals containerd runs with are the ones to go back to")
         XCTAssertEqual(record.containerdRestart?.originals, [original])
+        XCTAssertEqual(record.containerdRestart?.decidedAt, t0 + 1, "a containerd started between the two changes still needs the restart")
+        XCTAssertTrue(StaleRuntime.restartStillNeeded(activeState: "active", mainStartedAt: t0 + 1, decidedAt: record.containerdRestart!.decidedAt))
         record.addCRIOReload(.init(reason: "drop-in changed", decidedAt: t0))
         record.lastContainerdRestart = t0 - 5
         let decoded = try JSONDecoder().decode(PendingActionsRecord.self, from: JSONEncoder().encode(record))
         XCTAssertEqual(decoded, record)
         XCTAssertFalse(decoded.isEmpty)
+    }
+
+    func testACRIORestartIsRecordedAndAnOlderRecordStillReads() throws {
+        var record = PendingActionsRecord()
+        record.addCRIORestart(.init(reason: "global_auth_file changed", decidedAt: t0))
+        record.addCRIORestart(.init(reason: "later", decidedAt: t0 + 1))
+        XCTAssertFalse(record.isEmpty)
+        XCTAssertEqual(record.crioRestart?.reason, "global_auth_file changed")
+        XCTAssertEqual(try JSONDecoder().decode(PendingActionsRecord.self, from: JSONEncoder().encode(record)), record)
+        // A record written before crioRestart existed has no such key.
+        let old = try JSONDecoder().decode(PendingActionsRecord.self, from: Data(#"{"version": 1, "crioReload": {"reason": "drop-in changed", "decidedAt": 1, "originals": []}}"#.utf8))
+        XCTAssertNil(old.crioRestart)
+        XCTAssertEqual(old.crioReload?.reason, "drop-in changed")
     }
 }

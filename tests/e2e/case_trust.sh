@@ -44,6 +44,10 @@ inside ln -s ../../trust-root-only /etc/mirror-agent/mirrors.d/92-link.yaml
 inside chown -h nobody:nogroup /etc/mirror-agent/mirrors.d/92-link.yaml
 printf 'configs:\n  r.example:\n    auth: "admin:%s"\n' "$S_K3S" > "$M/etc/mirror-agent/mirrors.d/93-auth.yaml"
 printf 'mirrors:\n  quay.io:\n    endpoint: ["https://admin:%s@m.example"]\n' "$S_URL" > "$M/etc/mirror-agent/mirrors.d/94-url.yaml"
+# A plain value (no secret) that the whole message quotes: the journal and validate say it;
+# STATUS=, status.json, status and metrics name the problem by place and kind only.
+V_PLAIN="Quoted-Input-$RANDOM$RANDOM"
+printf 'mirrors:\n  docker.io:\n    endpoint: ["ftp://%s.example"]\n' "$V_PLAIN" > "$M/etc/mirror-agent/mirrors.d/89-plain.yaml"
 check "the bad files are reported in STATUS" wait_until 20 bash -c "nsenter -t $E2E_INIT_PID -m -p -- systemctl show -p StatusText --value mirror-agent | grep -q 'error'"
 TS="$H_TMP/trust-scan"; mkdir -p "$TS"
 inside mirror-agent validate > "$TS/validate.out" 2> "$TS/validate.err"
@@ -55,7 +59,15 @@ inside mirror-agent status --json > "$TS/status.json" 2>&1
 inside mirror-agent check > "$TS/check.out" 2>&1
 in_machine journalctl -u mirror-agent --no-pager -o verbose > "$TS/journal.txt" 2>&1
 in_machine systemctl show -p StatusText --value mirror-agent > "$TS/status-text.txt"
+# /run is the machine's own tmpfs (not under $M): the status file is read from inside.
+inside cat /run/mirror-agent/status.json > "$TS/run-status.json" 2>&1
 in_machine env SYSTEMD_COLORS=0 systemctl status mirror-agent --no-pager > "$TS/systemctl-status.txt" 2>&1
+in_machine env SYSTEMD_COLORS=0 systemctl status -n 0 mirror-agent --no-pager > "$TS/systemctl-status-n0.txt" 2>&1
+check "the journal and validate quote the planted plain value (the checks below can see it)" grep -q "89-plain.yaml:3:.*$V_PLAIN" "$TS/journal.txt" "$TS/validate.err"
+check "STATUS= names the first problem by kind and place" grep -q 'error: invalid mirror at /etc/mirror-agent/mirrors.d/89-plain.yaml:3:[0-9]* and [0-9]* more' "$TS/status-text.txt"
+check "the status file was read (the next check reads something real)" grep -q '"result" : "invalid"' "$TS/run-status.json"
+# (grep exits 2 when one of its paths is missing even if another matched: judge by its output.)
+check "the plain value is in none of STATUS=, systemctl status -n 0, status.json, status, status --json, metrics" bash -c "! grep -l '$V_PLAIN' '$TS/status-text.txt' '$TS/systemctl-status-n0.txt' '$TS/run-status.json' '$TS/status.out' '$TS/status.json' '$M'/var/lib/prometheus/node-exporter/* 2>/dev/null | grep ."
 check "the refusal names the symlink and why" grep -q '92-link.yaml:1:1: refusing to trust this file: the symlink /etc/mirror-agent/mirrors.d/92-link.yaml is owned by uid' "$TS/validate.err" "$TS/validate.out"
 check "the journal has the errors (the scan reads something real)" grep -q '94-url.yaml' "$TS/journal.txt"
 trust_scan() {
@@ -73,7 +85,7 @@ check "negative control: a secret in a world-readable file is found" bash -c "$(
 rm -f "$M/etc/trust-planted"
 printf 'leak %s\n' "$S_K3S" >> "$TS/journal.txt"
 check "negative control: a secret in the journal output is found" bash -c "$(declare -f trust_scan in_machine); E2E_INIT_PID=$E2E_INIT_PID SECRETS='$SECRETS' TS='$TS' M='$M'; ! trust_scan"
-rm -f "$M"/etc/mirror-agent/mirrors.d/9[234]-*.yaml "$M/etc/trust-root-only"
+rm -f "$M"/etc/mirror-agent/mirrors.d/9[234]-*.yaml "$M/etc/mirror-agent/mirrors.d/89-plain.yaml" "$M/etc/trust-root-only"
 cp -p "$H_TMP/trust-config.toml" "$M/etc/containerd/config.toml"
 check "the agent is back to a clean state" wait_until 20 output_lacks 'error' nsenter -t "$E2E_INIT_PID" -m -p -- systemctl show -p StatusText --value mirror-agent
 check "and active" test "$(inside systemctl is-active mirror-agent)" = active

@@ -55,7 +55,18 @@ check "with the password redacted" grep -q 'password = "<redacted>"' "$O/diff.ou
 ln -s ../../root-only "$T/etc/mirror-agent/mirrors.d/50-link.yaml"
 chown -h nobody:nogroup "$T/etc/mirror-agent/mirrors.d/50-link.yaml"
 trust_secret_files
-"$AGENT" run --root "$T" > "$O/daemon.log" 2>&1 &
+# A plain value (no secret) that the full message quotes: the journal and validate may say it,
+# STATUS=, status.json, status and metrics may not (they name a problem by place and kind).
+V_PLAIN="Quoted-Input-$RANDOM$RANDOM"
+printf 'mirrors:\n  docker.io:\n    endpoint: ["ftp://%s.example"]\n' "$V_PLAIN" > "$T/etc/mirror-agent/mirrors.d/05-plain.yaml"
+# STATUS= is caught on a notify socket of our own, as systemd would receive it.
+_h_spawn "$O/notify.err" timeout 600 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", 0) as f:
+    while True: f.write(s.recv(65536).replace(b"\n", b" ") + b"\n")' "$T.notify" "$O/notify.log"
+wait_until 5 test -S "$T.notify"
+NOTIFY_SOCKET="$T.notify" "$AGENT" run --root "$T" > "$O/daemon.log" 2>&1 &
 TPID=$!
 H_PIDS+=($TPID)
 check "the daemon reports the bad files" wait_until 10 grep -q '"result" : "invalid"' "$T/run/mirror-agent/status.json"
@@ -65,6 +76,12 @@ check "the daemon reports the bad files" wait_until 10 grep -q '"result" : "inva
 "$AGENT" apply --root "$T" --dry-run --diff > "$O/apply-diff.out" 2>&1
 "$AGENT" status --root "$T" > "$O/status.out" 2>&1
 "$AGENT" status --root "$T" --json > "$O/status.json" 2>&1
+check "validate quotes the planted plain value (so the checks below can see it)" grep -q "$V_PLAIN" "$O/validate.err" "$O/validate.out"
+check "the daemon's log (the journal) says the whole message" grep -q "05-plain.yaml:3:.*$V_PLAIN" "$O/daemon.log"
+check "status.json names the problem by place and kind" grep -q '"error" : ".*05-plain.yaml:3:[0-9]*: invalid mirror (+[0-9]* more)"' "$T/run/mirror-agent/status.json"
+check "STATUS= names it by kind and place" grep -q 'STATUS=error: invalid mirror at .*05-plain.yaml:3:[0-9]* and [0-9]* more' "$O/notify.log"
+check "status exits 2 for invalid input and points at validate" bash -c "'$AGENT' status --root '$T' >/dev/null 2>&1; test \$? = 2 && grep -q 'details: *mirror-agent validate' '$O/status.out'"
+check "the plain value is in none of status.json, STATUS=, status, status --json or metrics" bash -c "! grep -rl '$V_PLAIN' '$T/run' '$O/notify.log' '$O/status.out' '$O/status.json' '$T/var/lib/prometheus' 2>/dev/null | grep ."
 check "the refusal names the symlink and why" grep -q '50-link.yaml:1:1: refusing to trust this file: the symlink .*50-link.yaml is owned by uid' "$O/validate.err" "$O/validate.out"
 check "the k3s auth of the wrong shape is reported without its value" grep -q 'auth must be a mapping.*its value is not shown' "$O/validate.err" "$O/validate.out"
 check "the URL is reported with its userinfo redacted" grep -q 'https://\*\*\*@m.example' "$O/validate.err" "$O/validate.out"
@@ -88,7 +105,7 @@ rm -f "$T/var/lib/prometheus/node-exporter/planted.prom"
 cp "$T/etc/containerd/config.toml" "$T/etc/containerd/world-readable-copy.toml"; chmod 644 "$T/etc/containerd/world-readable-copy.toml"
 check "negative control: the scan finds a secret in a world-readable file" bash -c "$(declare -f trust_scan); SECRETS='$SECRETS' O='$O' T='$T' H_TMP='$H_TMP'; ! trust_scan"
 rm -f "$T/etc/containerd/world-readable-copy.toml"
-rm -f "$T"/etc/mirror-agent/mirrors.d/[2345]0-*.yaml
+rm -f "$T"/etc/mirror-agent/mirrors.d/[2345]0-*.yaml "$T/etc/mirror-agent/mirrors.d/05-plain.yaml"
 
 # --- a FIFO in mirrors.d under the running daemon ---------------------------------------------
 check "the daemon is back to a good state" wait_until 10 grep -q '"result" : "ok"' "$T/run/mirror-agent/status.json"
@@ -110,6 +127,27 @@ printf 'mirrors:\n  gcr.io:\n    endpoint: ["http://127.0.0.1:5995"]\n' > "$T/et
 check "and applies later changes" wait_until 10 test -f "$T/etc/containerd/certs.d/gcr.io/hosts.toml"
 start=$(date +%s%N); kill -TERM "$TPID"; wait "$TPID" 2>/dev/null
 check "SIGTERM ends it" bash -c "! kill -0 $TPID 2>/dev/null"
+
+# --- a node error naming a TLS file: in status.json (root's), not in STATUS= (everyone's) ------
+N=$(mktemp -d "$H_TMP/trustnode.XXXXXX"); chmod 755 "$N"
+mkdir -p "$N/etc/mirror-agent/mirrors.d" "$N/etc/containerd"
+printf 'runtimes: [containerd]\ndaemon: {debounce: 50ms}\nprobe: {interval: 1s, jitter: 0s, timeout: 1s, connectTimeout: 1s}\n' > "$N/etc/mirror-agent/agent.yaml"
+N_PLAIN="Ca-Path-$RANDOM$RANDOM"
+# (Nothing listens on 127.0.0.1:5994: the CA file is loaded, and missed, before any connection.)
+printf 'mirrors:\n  docker.io:\n    endpoint: ["https://127.0.0.1:5994"]\nconfigs:\n  "127.0.0.1:5994":\n    tls: {ca_file: /etc/mirror-agent/%s.crt}\n' "$N_PLAIN" > "$N/etc/mirror-agent/mirrors.d/a.yaml"
+_h_spawn "$H_TMP/trustnode-notify.err" timeout 600 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", 0) as f:
+    while True: f.write(s.recv(65536).replace(b"\n", b" ") + b"\n")' "$N.notify" "$H_TMP/trustnode-notify.log"
+wait_until 5 test -S "$N.notify"
+NOTIFY_SOCKET="$N.notify" "$AGENT" run --root "$N" > "$H_TMP/trustnode.log" 2>&1 &
+NPID=$!
+H_PIDS+=($NPID)
+check "node error: status.json (root's) names the unreadable CA file" wait_until 15 grep -q "cannot read /etc/mirror-agent/$N_PLAIN.crt" "$N/run/mirror-agent/status.json"
+check "node error: STATUS= says a TLS file cannot be read, without its path" wait_until 10 grep -q 'STATUS=node configuration error: cannot read a TLS file named in the desired state' "$H_TMP/trustnode-notify.log"
+check "node error: the path is not in STATUS=" bash -c "! grep -q '$N_PLAIN' '$H_TMP/trustnode-notify.log'"
+kill -TERM "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
 
 # --- the unit: exposure no higher than the README says ----------------------------------------
 readme_exposure=$(python3 -c 'import re,sys; m=re.search(r"\*\*exposure\s+([0-9.]+)\*\*", open(sys.argv[1]).read()); print(m.group(1) if m else "")' "$here/../../README.md")

@@ -1,3 +1,4 @@
+import AgentCore
 import CLinuxShim
 import DesiredState
 import Diagnostics
@@ -21,7 +22,11 @@ import Glibc
 ///   next pass.
 /// - Restarts and reloads wait `daemon.restartDelay` after the last change that needs them (one
 ///   restart for a burst) and containerd restarts are at most one per `daemon.minRestartInterval`.
-/// - SIGHUP re-reads agent.yaml (RELOADING=1 ... READY=1); SIGTERM stops (STOPPING=1).
+///   They run on a worker thread: the loop keeps answering the watchdog, signals and file events.
+/// - SIGHUP re-reads agent.yaml (RELOADING=1 ... READY=1); SIGTERM stops (STOPPING=1), after the
+///   runtime action in progress (its restore included) has finished.
+///
+/// What to do when is decided by `DaemonPolicy` (pure, table-tested); this class performs it.
 final class Daemon {
     let root: HostRoot
     var settings: AgentSettings
@@ -30,7 +35,6 @@ final class Daemon {
     let watcher: FileWatcher
 
     var generation = 0
-    var lastGoodFiles: [String] = []
     var status: StatusReport?
     var pendingRestart: [Reconciliation.ConfigOriginal]?
     /// Why containerd's restart is pending ("config.toml fixed ...", "restart pending: containerd
@@ -40,9 +44,12 @@ final class Daemon {
     /// agent.yaml was invalid when the daemon started: it runs report-only (passes as dry runs,
     /// no config.toml patch, no restart or reload) until a valid agent.yaml is reloaded, rather
     /// than on defaults that may undo an admin's explicit choices (fail closed).
-    var settingsProblem: String?
+    var settingsProblem: (full: String, public: String)?
     var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
     var outputDirectories: [String] = []
+    /// Directories of the TLS files the certs.d copies come from (paths on this machine): a
+    /// change there (a rotated CA or certificate) re-renders the copies.
+    var tlsSourceDirectories: [String] = []
     /// containerd's config.toml and its imports (paths on this machine): a change by anyone is
     /// checked by a pass (fixed where needed, and a restart planned if containerd runs older).
     var containerdConfigFiles: Set<String> = []
@@ -54,6 +61,11 @@ final class Daemon {
     var probeRound = 0
     var probeInFlight: Int?
     var probeTask: Task<Void, Never>?
+    /// Full rounds every interval; a failing endpoint rechecked on its own until it is decided.
+    var probeSchedule: ProbeSchedule
+    /// The endpoints the next round probes (nil: all), and those of the round in flight.
+    var nextRecheck: [String]?
+    var recheckInFlight: [String]?
     /// Node errors the probes found, logged once each until they go away.
     var loggedNodeErrors: [String] = []
     let probeMailbox = ProbeMailbox()
@@ -67,43 +79,52 @@ final class Daemon {
     let restartTimer: Int32
     let watchdogTimer: Int32
     let statusTimer: Int32
-    var desiredChanged = false
-    var outputChanged: Set<String> = []
-    /// Failing passes in a row (disk full, read-only /etc...): the next try comes after
-    /// `retrySchedule.delay(afterFailures:)`, and not sooner. While a retry is due, changes of
-    /// managed files wait for it (the retry rewrites them anyway); a desired-state change (new
-    /// input) is tried after the debounce.
-    var failuresInARow = 0
-    var retryDue = false
-    let retrySchedule = RetrySchedule()
+    /// The worker's end of a runtime action is signalled through this pipe.
+    let actionDone: (read: Int32, write: Int32)
+    /// Debounce, retries with backoff, restart delay, actions in flight, stopping.
+    var policy: DaemonPolicy
+    /// The runtime action on the worker, if any.
+    var actionJob: ActionJob?
+    /// Set by the `.exit` effect: the loop returns.
+    var exitRequested = false
+    let clockOrigin = ContinuousClock.now
+    var monotonicNow: Duration { ContinuousClock.now - clockOrigin }
     /// What the last failing pass could not do, and the warnings of the last pass: logged again
     /// only when they change, so a persistent failure logs one line per retry.
     var lastFailures: [String] = []
     var lastWarnings: Set<String> = []
 
-    init(root: HostRoot, settings: AgentSettings, logger: Logger, settingsProblem: String? = nil) throws(RuntimeError) {
+    init(root: HostRoot, settings: AgentSettings, logger: Logger, settingsProblem: (full: String, public: String)? = nil) throws(RuntimeError) {
         self.root = root
         self.settings = settings
         self.settingsProblem = settingsProblem
         self.logger = logger
         watcher = try FileWatcher()
+        probeSchedule = ProbeSchedule(interval: settings.probe.interval, jitter: settings.probe.jitter)
         signals = msa_signalfd_open()
         debounceTimer = msa_timerfd_open()
         restartTimer = msa_timerfd_open()
         watchdogTimer = msa_timerfd_open()
         statusTimer = msa_timerfd_open()
         probeTimer = msa_timerfd_open()
+        probeDone = try Self.wakePipe()
+        actionDone = try Self.wakePipe()
+        policy = DaemonPolicy(debounce: settings.daemon.debounce, restartDelay: settings.daemon.restartDelay)
+        tracker = HealthTracker(failureThreshold: settings.probe.failureThreshold, successThreshold: settings.probe.successThreshold)
+        guard signals >= 0, debounceTimer >= 0, restartTimer >= 0, watchdogTimer >= 0, statusTimer >= 0, probeTimer >= 0 else {
+            throw RuntimeError("cannot set up signalfd/timerfd: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// A non-blocking, close-on-exec pipe a task or thread writes a byte into to wake the loop.
+    private static func wakePipe() throws(RuntimeError) -> (read: Int32, write: Int32) {
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
         for end in ends {
             _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
         }
-        probeDone = (ends[0], ends[1])
-        tracker = HealthTracker(failureThreshold: settings.probe.failureThreshold, successThreshold: settings.probe.successThreshold)
-        guard signals >= 0, debounceTimer >= 0, restartTimer >= 0, watchdogTimer >= 0, statusTimer >= 0, probeTimer >= 0 else {
-            throw RuntimeError("cannot set up signalfd/timerfd: \(String(cString: strerror(errno)))")
-        }
+        return (ends[0], ends[1])
     }
 
     var desiredDirectories: [String] {
@@ -121,10 +142,14 @@ final class Daemon {
         startProbeRound()
         defer { stopProbes() }
 
-        var fds = [watcher.fd, signals, debounceTimer, restartTimer, watchdogTimer, statusTimer, probeTimer, probeDone.read].map {
-            pollfd(fd: $0, events: Int16(POLLIN), revents: 0)
-        }
-        while true {
+        // Signals first, so a stop is seen before more work is started in the same round.
+        let sources: [(DaemonPolicy.Source, Int32)] = [
+            (.signals, signals), (.fileEvents, watcher.fd), (.debounceTimer, debounceTimer), (.restartTimer, restartTimer),
+            (.watchdogTimer, watchdogTimer), (.statusTimer, statusTimer), (.probeTimer, probeTimer), (.probeDone, probeDone.read),
+            (.actionDone, actionDone.read),
+        ]
+        var fds = sources.map { pollfd(fd: $0.1, events: Int16(POLLIN), revents: 0) }
+        while !exitRequested {
             for i in fds.indices { fds[i].revents = 0 }
             let n = poll(&fds, nfds_t(fds.count), -1)
             if n < 0 {
@@ -132,24 +157,84 @@ final class Daemon {
                 logger.critical("poll failed: \(String(cString: strerror(errno)))")
                 return 1
             }
-            if fds[1].revents != 0 {
-                var request: Int32 = 0
-                let signal = msa_signalfd_read_value(signals, &request)
-                if signal == SIGTERM || signal == SIGINT {
-                    notifier.stopping()
-                    logger.info("stopping on signal \(signal)")
-                    return 0
-                }
-                if signal == SIGHUP { reload(request: request) }
+            for (i, (source, _)) in sources.enumerated() where fds[i].revents != 0 && !exitRequested {
+                handle(source)
             }
-            if fds[0].revents != 0 { handleFileEvents() }
-            if fds[2].revents != 0, msa_timerfd_read(debounceTimer) > 0 { debounced() }
-            if fds[3].revents != 0, msa_timerfd_read(restartTimer) > 0 { performPendingActions() }
-            if fds[4].revents != 0, msa_timerfd_read(watchdogTimer) > 0 { notifier.watchdog() }
-            if fds[5].revents != 0, msa_timerfd_read(statusTimer) > 0, let status { notifier.status(status.statusLine()) }
-            if fds[6].revents != 0, msa_timerfd_read(probeTimer) > 0 { startProbeRound() }
-            if fds[7].revents != 0 { probeRoundFinished() }
         }
+        return 0
+    }
+
+    /// One ready event source.
+    private func handle(_ source: DaemonPolicy.Source) {
+        switch source {
+        case .signals:
+            var request: Int32 = 0
+            let signal = msa_signalfd_read_value(signals, &request)
+            if signal == SIGTERM || signal == SIGINT {
+                logger.info("stopping on signal \(signal)")
+                feed(.terminateRequested)
+            } else if signal == SIGHUP {
+                feed(.reloadRequested(request: request))
+            }
+        case .fileEvents: handleFileEvents()
+        case .debounceTimer: if msa_timerfd_read(debounceTimer) > 0 { feed(.debounceExpired) }
+        case .restartTimer: if msa_timerfd_read(restartTimer) > 0 { feed(.restartTimerExpired) }
+        case .watchdogTimer: if msa_timerfd_read(watchdogTimer) > 0 { notifier.watchdog() }
+        case .statusTimer: if msa_timerfd_read(statusTimer) > 0, let status { notifier.status(statusLine(status)) }
+        case .probeTimer: if msa_timerfd_read(probeTimer) > 0 { startProbeRound() }
+        case .probeDone: probeRoundFinished()
+        case .actionDone: actionsFinished()
+        }
+    }
+
+    /// Hands an event to the policy and carries out what it says.
+    private func feed(_ event: DaemonPolicy.Event) {
+        for effect in policy.handle(event) { perform(effect) }
+    }
+
+    private func perform(_ effect: DaemonPolicy.Effect) {
+        switch effect {
+        case .armDebounce(let delay):
+            _ = msa_timerfd_arm(debounceTimer, max(1, nanoseconds(delay)), 0)
+        case .runPass(let reason, let drift):
+            let changed = reconcile(reason: reason)
+            handleFileEvents(ownWrites: changed)
+            if !drift.isEmpty && !changed.isEmpty {
+                for path in changed {
+                    logger.warning("repaired drift: \(path) was changed by hand and is rewritten", metadata: ["file": "\(path)"])
+                }
+            }
+        case .armRestartTimer(let delay):
+            _ = msa_timerfd_arm(restartTimer, max(1, nanoseconds(delay)), 0)
+        case .startActions:
+            startPendingActions()
+        case .reload(let request):
+            reload(request: request)
+        case .publishStatus:
+            if var report = status {
+                report.probes = tracker.sorted
+                publish(report)
+            }
+        case .scheduleRetry, .recovered:
+            break  // said by the pass that failed or recovered, which knows what (see reconcile)
+        case .notifyStopping(let waiting):
+            notifier.stopping()
+            if waiting, let job = actionJob {
+                job.requestStop()
+                let what = "stopping: waiting for the \(job.summary) in progress to finish (its restore included)"
+                notifier.status(what)
+                logger.notice("\(what)")
+            }
+        case .exit:
+            exitRequested = true
+        }
+    }
+
+    /// STATUS=, with the action the worker is carrying out.
+    private func statusLine(_ report: StatusReport) -> String {
+        let line = report.statusLine()
+        guard let job = actionJob else { return line }
+        return policy.stopping ? "stopping: waiting for the \(job.summary) in progress to finish; " + line : "\(job.summary) in progress; " + line
     }
 
     // MARK: - Mirror health
@@ -158,7 +243,15 @@ final class Daemon {
     /// so the results are handled here, in the loop.
     private func startProbeRound() {
         guard settings.probe.enabled, probeInFlight == nil else { return }
-        let targets = ProbeTargets.from(lastModel)
+        var targets = ProbeTargets.from(lastModel)
+        if let ids = nextRecheck {
+            let rechecked = targets.filter { ids.contains($0.id) }
+            if !rechecked.isEmpty { targets = rechecked }
+            recheckInFlight = rechecked.isEmpty ? nil : ids
+            nextRecheck = nil
+        } else {
+            recheckInFlight = nil
+        }
         guard !targets.isEmpty else {
             scheduleNextProbe()
             return
@@ -184,9 +277,11 @@ final class Daemon {
         while read(probeDone.read, &byte, 1) > 0 {}
         probeInFlight = nil
         probeTask = nil
+        let wasFull = recheckInFlight == nil
+        recheckInFlight = nil
         guard let (round, results) = probeMailbox.take(), round == probeRound else { return scheduleNextProbe() }
         let downBefore = tracker.down
-        for transition in tracker.record(results) {
+        for transition in tracker.record(results, forgetOthers: wasFull) {
             let metadata: Logger.Metadata = ["registry": "\(transition.registries.first ?? "")", "endpoint": "\(transition.id)"]
             switch transition.to {
             case .down, .demoted:
@@ -211,19 +306,23 @@ final class Daemon {
         }
         if !loggedNodeErrors.isEmpty && nodeErrors.isEmpty { logger.notice("the probes' node configuration errors are gone") }
         loggedNodeErrors = nodeErrors
-        if settings.probe.onUnhealthy == .demote && tracker.down != downBefore {
-            handleFileEvents(ownWrites: reconcile(reason: "mirror health changed"))
-        } else if var report = status {
-            report.probes = tracker.sorted
-            publish(report)
-        }
-        scheduleNextProbe()
+        feed(.probeRoundFinished(healthChanged: settings.probe.onUnhealthy == .demote && tracker.down != downBefore))
+        scheduleNextProbe(afterFull: wasFull)
     }
 
-    private func scheduleNextProbe() {
+    private func scheduleNextProbe(afterFull: Bool = true) {
         guard settings.probe.enabled else { return }
-        let jitter = settings.probe.jitter > .zero ? Double.random(in: 0...1) * Double(nanoseconds(settings.probe.jitter)) : 0
-        _ = msa_timerfd_arm(probeTimer, nanoseconds(settings.probe.interval) + UInt64(jitter), 0)
+        let now = monotonicNow
+        let due: Duration
+        switch probeSchedule.next(afterFull: afterFull, health: tracker.sorted, now: now, random: Double.random(in: 0...1)) {
+        case .full(let at):
+            nextRecheck = nil
+            due = at
+        case .recheck(let ids, let at):
+            nextRecheck = ids
+            due = at
+        }
+        _ = msa_timerfd_arm(probeTimer, max(1, nanoseconds(due - now)), 0)
     }
 
     private func stopProbes() {
@@ -240,7 +339,8 @@ final class Daemon {
     private func watchEverything() {
         // /etc is watched for /etc/mirror-agent itself appearing or being replaced.
         let configDirectories = Set(containerdConfigFiles.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) })
-        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted())
+        let tls = Set(tlsSourceDirectories).subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories)
+        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted() + tls.sorted())
     }
 
     /// Sorts pending file events into desired-state changes and changes to managed files.
@@ -248,45 +348,46 @@ final class Daemon {
     /// kernel queues them during the writes, so they are all pending when a pass returns).
     private func handleFileEvents(ownWrites: [String] = []) {
         let desired = desiredDirectories
-        for event in watcher.read() {
+        var desiredChanged = false
+        var outputChanged: Set<String> = []
+        var tlsSourcesChanged = false
+        var seen: PassTiming.Change?
+        let events = watcher.read()
+        if events.contains(where: { $0.mask & UInt32(IN_Q_OVERFLOW) != 0 }) {
+            logger.warning("the inotify event queue overflowed (more changes at once than fs.inotify.max_queued_events allows): events were lost, so everything is read again")
+        }
+        for event in events {
             if event.name.hasPrefix(AtomicWriterTemporaryPrefix) { continue }
             let path = event.name.isEmpty ? event.directory : event.directory + "/" + event.name
             if ownWrites.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) { continue }
+            var read = true
             if desired.contains(event.directory) {
                 if path == root.path(AgentSettings.path) {
                     logger.notice("agent.yaml changed; run systemctl reload mirror-agent to apply it", metadata: ["file": "\(path)"])
+                    continue
                 } else {
                     desiredChanged = true
+                    read = event.name.isEmpty || DesiredStateLoader.isDesiredStateName(event.name) || path == root.path(DesiredStateLoader.mainFile)
                 }
             } else if desired.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 // A desired-state directory itself appeared, went away or was replaced.
                 desiredChanged = true
             } else if containerdConfigFiles.contains(path) {
-                outputChanged.insert(path)
+                // While a restart runs, config.toml events are its own (a rollback rewrites it);
+                // a hand edit meanwhile is still found by the stale check of the next pass.
+                if !policy.actionInFlight { outputChanged.insert(path) }
             } else if outputDirectories.contains(event.directory) || outputDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 outputChanged.insert(path)
+            } else if tlsSourceDirectories.contains(event.directory) || tlsSourceDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+                tlsSourcesChanged = true
+            } else {
+                continue
             }
+            if seen != .complete { seen = ChangeKind.of(mask: event.mask, read: read) }
         }
-        // New input is tried after the debounce; changes of managed files wait for a retry
-        // that is due (it rewrites them anyway), so a failing pass is not re-run per event.
-        if desiredChanged || (!outputChanged.isEmpty && !retryDue) {
-            _ = msa_timerfd_arm(debounceTimer, nanoseconds(settings.daemon.debounce), 0)
-        }
-    }
-
-    private func debounced() {
-        let drift = outputChanged
-        let reason = desiredChanged ? "desired state changed" : retryDue ? "retry" : "managed files changed"
-        desiredChanged = false
-        outputChanged = []
-        retryDue = false
-        let changed = reconcile(reason: reason)
-        handleFileEvents(ownWrites: changed)
-        if !drift.isEmpty && !changed.isEmpty {
-            for path in changed {
-                logger.warning("repaired drift: \(path) was changed by hand and is rewritten", metadata: ["file": "\(path)"])
-            }
-        }
+        // New input is tried at once when complete (else after the debounce), one more pass per
+        // burst (the policy's PassTiming); drift waits for a retry that is due.
+        feed(.filesChanged(input: desiredChanged || tlsSourcesChanged, drift: outputChanged, change: seen, at: monotonicNow))
     }
 
     /// `request` is the number `mirror-agent reload` sent with SIGHUP; the status file echoes it
@@ -294,7 +395,8 @@ final class Daemon {
     private func reload(request: Int32 = 0) {
         notifier.reloading(status: "reloading agent.yaml")
         let (fresh, diagnostics) = AgentSettings.load(root: root)
-        var refused = diagnostics.errors.first.map { "\($0.description)\(diagnostics.errors.count > 1 ? " (+\(diagnostics.errors.count - 1) more)" : "")" }
+        // status.json says where and what kind, never the values (SECURITY.md); the journal says all.
+        var refused = StatusReport.publicErrors(diagnostics.errors)
         if diagnostics.hasErrors {
             for d in diagnostics.errors { logger.error("\(d.description)", metadata: ["file": "\(d.location?.file ?? "")"]) }
             if settingsProblem != nil {
@@ -311,6 +413,8 @@ final class Daemon {
             }
             let probeChanged = fresh.probe != settings.probe
             settings = fresh
+            policy.debounce = settings.daemon.debounce
+            policy.restartDelay = settings.daemon.restartDelay
             logger.info("agent.yaml re-read")
             armWatchdog()
             if probeChanged {
@@ -319,6 +423,9 @@ final class Daemon {
                 probeInFlight = nil
                 probeRound += 1
                 tracker = HealthTracker(failureThreshold: settings.probe.failureThreshold, successThreshold: settings.probe.successThreshold)
+                probeSchedule = ProbeSchedule(interval: settings.probe.interval, jitter: settings.probe.jitter)
+                nextRecheck = nil
+                recheckInFlight = nil
                 _ = msa_timerfd_arm(probeTimer, settings.probe.enabled ? 1_000_000 : 0, 0)
             }
         }
@@ -337,6 +444,7 @@ final class Daemon {
     @discardableResult
     private func reconcile(reason: String) -> [String] {
         generation += 1
+        defer { feed(.passEnded(at: monotonicNow)) }
         let down = settings.probe.onUnhealthy == .demote ? tracker.down : []
         let reconciliation = Reconciliation(root: root, settings: settings, dryRun: settingsProblem != nil, down: down)
         let result = reconciliation.run()
@@ -355,7 +463,7 @@ final class Daemon {
             }
             logger.error("desired state is invalid (\(errors.count) error\(errors.count == 1 ? "" : "s")); the last good configuration stays in force")
             report.result = "invalid"
-            report.error = errors.first.map { $0.description + (errors.count > 1 ? " (+\(errors.count - 1) more)" : "") }
+            report.error = StatusReport.publicErrors(errors)
             if let previous = status {
                 report.registries = previous.registries
                 report.mirrors = previous.mirrors
@@ -364,6 +472,7 @@ final class Daemon {
             report.runtimes = status?.runtimes ?? []
             metrics.reconcileTotal["invalid", default: 0] += 1
             publish(report)
+            feed(.passFinished(.invalid, actionsDue: false))
             return []
         }
         lastModel = result.model
@@ -428,54 +537,53 @@ final class Daemon {
                 logger.error("\(problem)")
             }
         }
-        if pendingRestart != nil || pendingReload {
-            _ = msa_timerfd_arm(restartTimer, nanoseconds(settings.daemon.restartDelay), 0)
-        }
+        let actionsDue = pendingRestart != nil || pendingReload
 
         report.result = failures.isEmpty ? "ok" : "failed"
         if let settingsProblem {
             // Report-only: what a pass would change is said, nothing is written.
             report.result = "invalid"
-            report.error = "\(settingsProblem); report-only: nothing is written or restarted until a valid agent.yaml is reloaded"
-            if generation == 1 || !changes.isEmpty { logger.error("\(report.error!)\(changes.isEmpty ? "" : " (\(changes.count) file\(changes.count == 1 ? "" : "s") would change)")") }
+            let reportOnly = "report-only: nothing is written or restarted until a valid agent.yaml is reloaded"
+            report.error = "\(settingsProblem.public); \(reportOnly)"
+            if generation == 1 || !changes.isEmpty { logger.error("\(settingsProblem.full); \(reportOnly)\(changes.isEmpty ? "" : " (\(changes.count) file\(changes.count == 1 ? "" : "s") would change)")") }
             metrics.reconcileTotal["invalid", default: 0] += 1
             report.lastChanged = []
             report.managedFiles = result.plan.files.map { root.path($0.path) }
-            report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.description)
+            report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.publicDescription)
             report.runtimes = runtimeStatus(result)
             publish(report)
+            feed(.passFinished(.invalid, actionsDue: actionsDue))
             return []
         }
         metrics.reconcileTotal[report.result, default: 0] += 1
-        if report.result == "failed" && retryable.isEmpty {
-            // Only configuration errors: logged above when they first appeared; nothing to
-            // retry until something changes (an event starts the next pass).
-            failuresInARow = 0
-            retryDue = false
-        } else if report.result == "failed" {
-            // Retry with backoff: nothing else may change to wake us up. One line per retry.
-            failuresInARow += 1
-            let delay = retrySchedule.delay(afterFailures: failuresInARow)
-            retryDue = true
-            let inForce = result.plan.runtimes.filter { result.runtimeFailures[$0] == nil }.map(\.rawValue)
-            let kept = inForce.isEmpty || result.runtimeFailures.isEmpty ? "" : " (\(inForce.joined(separator: ", ")) in force)"
-            if sameFailures {
-                logger.error(
-                    "still cannot put everything in force\(kept): \(failures[0])\(failures.count > 1 ? " (+\(failures.count - 1) more)" : ""); retrying in \(delay) (failure \(failuresInARow) in a row)")
-            } else {
-                logger.error("could not put everything in force\(kept); retrying in \(delay)")
+        // Retry with backoff (nothing else may change to wake us up; one line per retry), except
+        // for configuration errors: logged when they first appeared, nothing to retry until
+        // something changes.
+        let kinds: [DaemonPolicy.FailureKind] = failures.map {
+            reconciliation.crioConfigurationError($0, code: result.outcome.failureCodes[$0]) == nil ? .transient(errno: result.outcome.failureCodes[$0]) : .configuration
+        }
+        for effect in policy.handle(.passFinished(failures.isEmpty ? .ok : .failed(kinds), actionsDue: actionsDue)) {
+            switch effect {
+            case .scheduleRetry(let delay, let failuresInARow):
+                let inForce = result.plan.runtimes.filter { result.runtimeFailures[$0] == nil }.map(\.rawValue)
+                let kept = inForce.isEmpty || result.runtimeFailures.isEmpty ? "" : " (\(inForce.joined(separator: ", ")) in force)"
+                if sameFailures {
+                    logger.error(
+                        "still cannot put everything in force\(kept): \(failures[0])\(failures.count > 1 ? " (+\(failures.count - 1) more)" : ""); retrying in \(delay) (failure \(failuresInARow) in a row)")
+                } else {
+                    logger.error("could not put everything in force\(kept); retrying in \(delay)")
+                }
+            case .recovered(let failuresInARow):
+                logger.notice("everything is in force again after \(failuresInARow) failing pass\(failuresInARow == 1 ? "" : "es")")
+            default:
+                perform(effect)
             }
-            _ = msa_timerfd_arm(debounceTimer, nanoseconds(delay), 0)
-        } else {
-            if failuresInARow > 0 { logger.notice("everything is in force again after \(failuresInARow) failing pass\(failuresInARow == 1 ? "" : "es")") }
-            failuresInARow = 0
-            retryDue = false
         }
         report.error = retryable.first ?? configurationErrors.first
         if report.result == "ok" { report.lastSuccess = now }
         report.lastChanged = changes.map { root.path($0.path) }
         report.managedFiles = result.plan.files.map { root.path($0.path) }
-        report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.description)
+        report.warnings = (result.diagnostics.warnings + result.plan.warnings + result.outcome.warnings).map(\.publicDescription)
         report.runtimes = runtimeStatus(result)
         publish(report)
 
@@ -487,7 +595,9 @@ final class Daemon {
             let loaded = try? ContainerdConfigFiles.load(settings.containerd.configFile, root: root)
             configFiles = Set((loaded?.files.map(\.hostPath) ?? [settings.containerd.configFile]).map { root.path($0) })
         }
-        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles {
+        let tlsDirectories = Set(result.plan.tlsSourceFiles.map { root.path($0) }.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) }).sorted()
+        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || tlsDirectories != tlsSourceDirectories {
+            tlsSourceDirectories = tlsDirectories
             outputDirectories = directories.sorted()
             containerdConfigFiles = configFiles
             watchEverything()
@@ -542,13 +652,13 @@ final class Daemon {
             pendingReload = true
             logger.notice("a CRI-O reload decided earlier is still pending (\(reload.reason)); carrying it out", metadata: ["runtime": "crio"])
         }
-        if pendingRestart != nil || pendingReload {
-            _ = msa_timerfd_arm(restartTimer, nanoseconds(settings.daemon.restartDelay), 0)
-        }
+        if pendingRestart != nil || pendingReload { feed(.actionsResumed) }
     }
 
-    private func performPendingActions() {
-        guard settingsProblem == nil else { return }
+    /// Decides which pending actions are due now (policy, rate limit) and hands them to a worker
+    /// thread; the loop learns of their end through `actionDone`. Nothing to do ends at once.
+    private func startPendingActions() {
+        guard settingsProblem == nil else { return feed(.actionsFinished) }
         let reconciliation = Reconciliation(root: root, settings: settings)
         var actions: [Reconciliation.PendingAction] = []
         var reports: [RuntimeActionReport] = []
@@ -582,11 +692,31 @@ final class Daemon {
                 actions.append(.reloadCRIO)
             }
         }
-        let (done, problems) = reconciliation.perform(actions)
+        guard !actions.isEmpty else {
+            finishActions(actions: [], reports: reports, problems: [])
+            return feed(.actionsFinished)
+        }
+        let job = ActionJob(reconciliation: reconciliation, actions: actions, reports: reports, wake: actionDone.write)
+        actionJob = job
+        if let status { notifier.status(statusLine(status)) }
+        job.start()
+    }
+
+    /// The worker is done: its outcome is reported, then the policy says what comes next
+    /// (passes and reloads that waited, or the stop).
+    private func actionsFinished() {
+        var byte: UInt8 = 0
+        while read(actionDone.read, &byte, 1) > 0 {}
+        guard let job = actionJob, let (done, problems) = job.outcome() else { return }
+        actionJob = nil
+        finishActions(actions: job.actions, reports: job.reports + done, problems: problems)
+        feed(.actionsFinished)
+    }
+
+    private func finishActions(actions: [Reconciliation.PendingAction], reports: [RuntimeActionReport], problems: [String]) {
         // A rollback rewrites config.toml: that event is the agent's own, not a change to check.
         if !actions.isEmpty { handleFileEvents(ownWrites: containerdConfigFiles.sorted()) }
         for problem in problems { logger.error("\(problem)") }
-        reports += done
         for report in reports {
             let runtime = report.unit.hasPrefix("containerd") ? "containerd" : "crio"
             if report.result == .pending {
@@ -637,7 +767,7 @@ final class Daemon {
         } catch {
             logger.error("cannot write the status file \(root.path(settings.status.file)): \(error)")
         }
-        notifier.status(report.statusLine())
+        notifier.status(statusLine(report))
         metrics.health = report.probes
         do {
             try metrics.write(directory: settings.metrics.directory, root: root)
@@ -646,9 +776,14 @@ final class Daemon {
         }
     }
 
-    /// The words for an invalid agent.yaml in STATUS=, the journal and status.json.
-    static func settingsProblem(_ errors: [Diagnostic]) -> String {
-        "agent.yaml is invalid: \(errors.first?.description ?? "unknown error")\(errors.count > 1 ? " (+\(errors.count - 1) more)" : "")"
+    /// The words for an invalid agent.yaml: in full for the journal, by place and kind for
+    /// STATUS= and status.json.
+    static func settingsProblem(_ errors: [Diagnostic]) -> (full: String, public: String) {
+        let more = errors.count > 1 ? " (+\(errors.count - 1) more)" : ""
+        return (
+            "agent.yaml is invalid: \(errors.first?.description ?? "unknown error")\(more)",
+            "agent.yaml is invalid: \(StatusReport.publicErrors(errors) ?? "unknown error")"
+        )
     }
 
     private func armWatchdog() {
@@ -660,12 +795,63 @@ final class Daemon {
         }
     }
 
+    /// For timerfd: whole nanoseconds, never negative, never trapping.
     private func nanoseconds(_ d: Duration) -> UInt64 {
-        UInt64(max(0, d.components.seconds)) * 1_000_000_000 + UInt64(max(0, d.components.attoseconds) / 1_000_000_000)
+        UInt64(max(0, d.saturatingNanoseconds))
     }
 }
 
 let AtomicWriterTemporaryPrefix = ".mirror-agent-tmp-"
+
+/// Runtime actions (containerd's restart with its verification and rollback, CRI-O's reload and
+/// confirmation) carried out on a worker thread, so the loop stays free for the watchdog,
+/// signals and file events. The thread owns its own D-Bus connection; its outcome is handed
+/// back under a lock, and its end is signalled through a pipe the loop polls.
+final class ActionJob: @unchecked Sendable {
+    let reconciliation: Reconciliation
+    let actions: [Reconciliation.PendingAction]
+    /// Reports decided on the loop before the worker started (pending by policy).
+    let reports: [RuntimeActionReport]
+    private let wake: Int32
+    private let lock = NSLock()
+    private var stopRequested = false
+    private var result: ([RuntimeActionReport], [String])?
+
+    init(reconciliation: Reconciliation, actions: [Reconciliation.PendingAction], reports: [RuntimeActionReport], wake: Int32) {
+        self.reconciliation = reconciliation
+        self.actions = actions
+        self.reports = reports
+        self.wake = wake
+    }
+
+    /// "containerd restart", "CRI-O reload", "containerd restart and CRI-O reload".
+    var summary: String {
+        actions.map { action in
+            switch action {
+            case .restartContainerd: "containerd restart"
+            case .reloadCRIO: "CRI-O reload"
+            }
+        }.joined(separator: " and ")
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            let outcome = reconciliation.perform(actions, shouldStop: { [self] in lock.withLock { stopRequested } })
+            lock.withLock { result = outcome }
+            var byte: UInt8 = 1
+            _ = write(wake, &byte, 1)
+        }
+        thread.name = "runtime-actions"
+        thread.start()
+    }
+
+    /// The agent is stopping: the action in progress finishes (its restore included); actions
+    /// not started yet are left pending (in the durable record) for the next start.
+    func requestStop() { lock.withLock { stopRequested = true } }
+
+    /// The worker's result, once it is done.
+    func outcome() -> ([RuntimeActionReport], [String])? { lock.withLock { result } }
+}
 
 /// Probe results handed from the probing task to the loop.
 final class ProbeMailbox: @unchecked Sendable {

@@ -101,8 +101,6 @@ final class FileWatcher {
         return events
     }
 
-    var watchedDirectories: [String] { byDescriptor.values.sorted() }
-
     private func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR

@@ -132,24 +132,49 @@ struct StatusReport: Codable, Equatable {
         }
         var line = parts.joined(separator: ", ")
         if let first = nodeErrors.first {
-            line = "\(first)\(nodeErrors.count > 1 ? " (+\(nodeErrors.count - 1) more)" : ""); " + line
+            line = "\(Self.publicNodeError(first))\(nodeErrors.count > 1 ? " (+\(nodeErrors.count - 1) more)" : ""); " + line
         }
         if let error { return "error: \(Self.publicError(error)) (last good configuration in force); " + line }
         return line
     }
 
+    /// What status.json and STATUS= say of input errors: the first one's place and kind
+    /// (`path:line:column: invalid duration`) and how many more; never a value from the input,
+    /// which only the journal (and `mirror-agent validate`) shows. See SECURITY.md.
+    static func publicErrors(_ errors: [Diagnostic]) -> String? {
+        guard let first = errors.first else { return nil }
+        return first.publicDescription + (errors.count > 1 ? " (+\(errors.count - 1) more)" : "")
+    }
+
     /// STATUS= is shown to every user by `systemctl status`: an input error appears there by its
-    /// place only (`path:line:column`), never with the values the message quotes; the message
-    /// itself is in the journal and in status.json (root's alone).
+    /// place and kind only (status.json holds no more than that either); the message itself is
+    /// in the journal.
     static func publicError(_ error: String) -> String {
         let firstLine = error.prefix(while: { $0 != "\n" })
-        // "path:line:column: message": keep the place.
+        // "path:line:column: kind (+N more)": keep the place, and the kind when it is one.
         let parts = firstLine.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
         if parts.count == 4, parts[0].hasPrefix("/"), Int(parts[1]) != nil, Int(parts[2]) != nil {
-            let more = error.split(separator: "\n").count - 1
-            return "invalid input at \(parts[0]):\(parts[1]):\(parts[2])\(more > 0 ? " and \(more) more" : "") (journalctl -u mirror-agent or mirror-agent status says what)"
+            var rest = parts[3].trimmingCharacters(in: .whitespaces)
+            var more = error.split(separator: "\n").count - 1
+            if let open = rest.range(of: " (+", options: .backwards), rest.hasSuffix(" more)"),
+                let n = Int(rest[open.upperBound...].dropLast(" more)".count))
+            {
+                more += n
+                rest = String(rest[..<open.lowerBound])
+            }
+            let kind = DiagnosticKind.all.contains(rest) ? rest : "invalid input"
+            return "\(kind) at \(parts[0]):\(parts[1]):\(parts[2])\(more > 0 ? " and \(more) more" : "") (journalctl -u mirror-agent or mirror-agent validate says what)"
         }
         return Quote.message(String(firstLine))
+    }
+
+    /// A node error as STATUS= shows it: a TLS file that cannot be read is named in
+    /// status.json, `mirror-agent status` and the journal (root's), not in the line every user
+    /// sees: its path is a value from the desired state.
+    static func publicNodeError(_ error: String) -> String {
+        let unreadable = "node configuration error: cannot read "
+        guard error.hasPrefix(unreadable) else { return error }
+        return unreadable + "a TLS file named in the desired state (mirror-agent status says which)"
     }
 
     static func ago(_ date: Date, now: Date) -> String {
@@ -172,7 +197,8 @@ struct StatusReport: Codable, Equatable {
     func write(to hostPath: String, root: HostRoot) throws {
         var data = try Self.encoder().encode(self)
         data.append(0x0A)
-        // Root's alone (in a 0700 directory too): errors quote desired-state values. See SECURITY.md.
+        // Root's alone (in a 0700 directory too), though it names problems by place and kind only:
+        // it lists the files in force and the mirrors' health. See SECURITY.md.
         try AtomicWriter(root: root).write(Array(data), hostPath: hostPath, mode: 0o600)
     }
 

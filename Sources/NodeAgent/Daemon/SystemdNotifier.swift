@@ -1,4 +1,5 @@
 import CSystemd
+import Diagnostics
 
 #if canImport(Glibc)
 import Glibc
@@ -7,10 +8,6 @@ import Glibc
 /// sd_notify(3): tells systemd the daemon is ready, reloading, stopping, alive, and what it is
 /// doing (`STATUS=`, shown by `systemctl status`). A no-op when not started by systemd.
 struct SystemdNotifier {
-    var enabled: Bool { sd_notify(0, "") > 0 || Self.hasSocket }
-
-    private static var hasSocket: Bool { getenv("NOTIFY_SOCKET") != nil }
-
     func ready(status: String) { send("READY=1\nSTATUS=\(clean(status))") }
     /// MONOTONIC_USEC= lets systemd (253+) tell this reload from an older one.
     func reloading(status: String) {
@@ -32,8 +29,9 @@ struct SystemdNotifier {
 
     private func send(_ state: String) { _ = sd_notify(0, state) }
 
-    /// One line: systemd shows STATUS= as is.
+    /// One line: systemd shows STATUS= as is. Control characters are escaped (a path of the
+    /// configuration in force may hold one), credentials in URLs redacted.
     private func clean(_ text: String) -> String {
-        String(text.map { $0 == "\n" ? " " : $0 }.prefix(400))
+        String(Quote.message(String(text.map { $0 == "\n" ? " " : $0 })).prefix(400))
     }
 }

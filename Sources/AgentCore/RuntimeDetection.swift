@@ -3,9 +3,9 @@ import Foundation
 import RuntimeWriters
 
 /// Facts about the installed runtimes that only running them can tell.
-enum RuntimeDetection {
+public enum RuntimeDetection {
     /// containerd's version from `containerd --version` under the root, when it can be run.
-    static func containerdVersion(root: HostRoot) -> String? {
+    public static func containerdVersion(root: HostRoot) -> String? {
         for candidate in ["/usr/bin/containerd", "/usr/local/bin/containerd"] {
             let path = root.path(candidate)
             guard FileManager.default.isExecutableFile(atPath: path) else { continue }
@@ -29,7 +29,7 @@ enum RuntimeDetection {
 
     /// `containerd --config <candidate> config dump` on this host, when containerd is installed:
     /// the dump (stdout, TOML) and containerd's log lines (stderr) apart.
-    static func containerdConfigDump(candidate: String) -> (succeeded: Bool, output: String, errors: String)? {
+    public static func containerdConfigDump(candidate: String) -> (succeeded: Bool, output: String, errors: String)? {
         let binary = ["/usr/bin/containerd", "/usr/local/bin/containerd"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let binary else { return nil }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mirror-agent-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
@@ -57,7 +57,7 @@ enum RuntimeDetection {
 
     /// CRI-O's (major, minor) from `crio --version`, only for this host's root and bounded to
     /// five seconds: nil when it cannot be told (no binary, a hang, unparsable output).
-    static func crioVersion(root: HostRoot) -> (major: Int, minor: Int)? {
+    public static func crioVersion(root: HostRoot) -> (major: Int, minor: Int)? {
         guard root == .system else { return nil }
         guard let binary = ["/usr/bin/crio", "/usr/local/bin/crio"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
         let process = Process()
@@ -76,9 +76,5 @@ enum RuntimeDetection {
         }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         return CRIOSettings.version(fromOutput: String(decoding: data, as: UTF8.self))
-    }
-
-    static func containerdFeatures(root: HostRoot) -> ContainerdFeatures {
-        ContainerdFeatures(version: containerdVersion(root: root))
     }
 }

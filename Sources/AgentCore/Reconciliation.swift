@@ -12,45 +12,54 @@ import Glibc
 /// One pass from desired-state files to runtimes in force, shared by `apply` and the daemon:
 /// load, check containerd's prerequisites, render, write, fix config.toml, then (now or later)
 /// restart or reload the runtimes whose configuration needs it.
-struct Reconciliation {
-    var root: HostRoot
-    var settings: AgentSettings
-    var desiredPaths: [String] = []
-    var dryRun = false
+public struct Reconciliation {
+    public var root: HostRoot
+    public var settings: AgentSettings
+    public var desiredPaths: [String] = []
+    public var dryRun = false
     /// Probe URLs declared down; with `probe.onUnhealthy: demote` their mirrors are left out.
-    var down: Set<String> = []
+    public var down: Set<String> = []
+
+    public init(root: HostRoot, settings: AgentSettings, desiredPaths: [String] = [], dryRun: Bool = false, down: Set<String> = []) {
+        self.root = root
+        self.settings = settings
+        self.desiredPaths = desiredPaths
+        self.dryRun = dryRun
+        self.down = down
+    }
 
     /// A runtime action that the files just written call for.
-    enum PendingAction: Sendable, Equatable {
+    public enum PendingAction: Sendable, Equatable {
         /// config.toml changed; `originals` restore it if containerd does not come back.
         case restartContainerd(originals: [ConfigOriginal])
         /// The CRI-O drop-in changed.
         case reloadCRIO
     }
 
-    typealias ConfigOriginal = PendingActionsRecord.ConfigOriginal
+    public typealias ConfigOriginal = PendingActionsRecord.ConfigOriginal
 
-    struct Result {
-        var diagnostics = DiagnosticList()
-        var files: [String] = []
+    public struct Result {
+        public init() {}
+        public var diagnostics = DiagnosticList()
+        public var files: [String] = []
         /// The desired model (what is probed), before any health-aware demotion.
-        var model = MirrorModel()
-        var plan = Reconciler.Plan()
-        var outcome = ManagedFiles.Outcome()
-        var prerequisites: ContainerdPrerequisites?
-        var configChanges: [ManagedFiles.Outcome.Change] = []
-        var pending: [PendingAction] = []
-        var actions: [RuntimeActionReport] = []
-        var notes: [String] = []
+        public var model = MirrorModel()
+        public var plan = Reconciler.Plan()
+        public var outcome = ManagedFiles.Outcome()
+        public var prerequisites: ContainerdPrerequisites?
+        public var configChanges: [ManagedFiles.Outcome.Change] = []
+        public var pending: [PendingAction] = []
+        public var actions: [RuntimeActionReport] = []
+        public var notes: [String] = []
         /// What could not be written, per runtime (the other runtimes' files are in force).
-        var runtimeFailures: [Runtime: [String]] = [:]
+        public var runtimeFailures: [Runtime: [String]] = [:]
         /// Probe endpoint ids left out of the rendered files (`probe.onUnhealthy: demote`).
-        var demoted: Set<String> = []
-        var invalid: Bool { diagnostics.hasErrors }
-        var failed: Bool { !outcome.failures.isEmpty || actions.contains { $0.result == .failed || $0.result == .rolledBack } }
+        public var demoted: Set<String> = []
+        public var invalid: Bool { diagnostics.hasErrors }
+        public var failed: Bool { !outcome.failures.isEmpty || actions.contains { $0.result == .failed || $0.result == .rolledBack } }
     }
 
-    func run() -> Result {
+    public func run() -> Result {
         var result = Result()
         let runtimes = settings.selectedRuntimes(root: root)
 
@@ -95,7 +104,17 @@ struct Reconciliation {
             if runtime == .crio && !dryRun {
                 // The reload is recorded before the drop-in changes, so no kill can lose it.
                 let preview = managed.apply(files, runtimes: runtimes, dryRun: true)
-                if preview.changed, let problem = recordPending(crioReload: .init(reason: "the CRI-O drop-in changed", decidedAt: Journal.realtimeMicroseconds())) {
+                // certs.d and the auth file are read by containers/image at each pull: no action.
+                // The registries drop-in needs a reload; the crio.conf drop-in a restart.
+                var problem: String?
+                if preview.changes.contains(where: { $0.path == settings.crio.dropIn }) {
+                    problem = recordPending(crioReload: .init(reason: "the CRI-O drop-in changed", decidedAt: Journal.realtimeMicroseconds()))
+                }
+                if problem == nil, preview.changes.contains(where: { $0.path == CRIOAuthRenderer.crioDropIn }) {
+                    problem = updatePending { $0.addCRIORestart(.init(reason: "global_auth_file in \(CRIOAuthRenderer.crioDropIn) changed", decidedAt: Journal.realtimeMicroseconds())) }
+                        .last { $0.hasPrefix("cannot record") }
+                }
+                if let problem {
                     result.outcome.failures.append(problem)
                     result.runtimeFailures[.crio, default: []].append(problem)
                     continue
@@ -106,13 +125,17 @@ struct Reconciliation {
             result.outcome.unchanged += outcome.unchanged
             result.outcome.warnings += outcome.warnings.filter { !result.outcome.warnings.contains($0) }
             result.outcome.failures += outcome.failures
+            result.outcome.failureCodes.merge(outcome.failureCodes) { first, _ in first }
             if let runtime, !outcome.failures.isEmpty { result.runtimeFailures[runtime, default: []] += outcome.failures }
         }
         if result.outcome.changes.contains(where: { $0.runtime == .containerd }) {
             result.notes.append("hosts.toml changes take effect on the next pull; containerd needs no restart for them")
         }
-        if result.outcome.changes.contains(where: { $0.runtime == .crio }) && !dryRun {
+        if result.outcome.changes.contains(where: { $0.path == settings.crio.dropIn || $0.path == CRIOAuthRenderer.crioDropIn }) && !dryRun {
             result.pending.append(.reloadCRIO)
+        }
+        if result.outcome.changes.contains(where: { $0.runtime == .crio && $0.path != settings.crio.dropIn && $0.path != CRIOAuthRenderer.crioDropIn }) {
+            result.notes.append("certs.d and auth file changes take effect on the next pull; CRI-O needs no reload for them")
         }
 
         // Then config.toml, once the hosts files it will point at are in place.
@@ -131,7 +154,7 @@ struct Reconciliation {
                 result.pending.append(.restartContainerd(originals: restart.originals))
                 result.notes.append("a containerd restart decided earlier is still pending (\(restart.reason))")
             }
-            if record.crioReload != nil, !result.pending.contains(.reloadCRIO) {
+            if record.crioReload != nil || record.crioRestart != nil, !result.pending.contains(.reloadCRIO) {
                 result.pending.append(.reloadCRIO)
             }
         }
@@ -233,15 +256,21 @@ struct Reconciliation {
         return nil
     }
 
-    /// Carries out restarts and reloads (now, for `apply`; when debounced, for the daemon).
-    func perform(_ pending: [PendingAction]) -> ([RuntimeActionReport], [String]) {
+    /// Carries out restarts and reloads (now, for `apply`; when debounced, on the daemon's
+    /// worker thread). `shouldStop` is asked before each action: once it says yes (the agent is
+    /// stopping), the actions not started yet stay pending in the record.
+    public func perform(_ pending: [PendingAction], shouldStop: () -> Bool = { false }) -> ([RuntimeActionReport], [String]) {
         guard !pending.isEmpty else { return ([], []) }
         var reports: [RuntimeActionReport] = []
         func skipped(_ why: String) -> ([RuntimeActionReport], [String]) {
             (pending.map { action in
                 switch action {
                 case .restartContainerd: return RuntimeActionReport(unit: "containerd.service", action: "restart", result: .pending, message: "restart pending: \(why)")
-                case .reloadCRIO: return RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "reload pending: \(why)")
+                case .reloadCRIO:
+                    if loadPending().0.crioRestart != nil {
+                        return RuntimeActionReport(unit: "crio.service", action: "restart", result: .pending, message: "restart pending (global_auth_file changed): \(why)")
+                    }
+                    return RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "reload pending: \(why)")
                 }
             }, [])
         }
@@ -255,6 +284,14 @@ struct Reconciliation {
         }
         var problems: [String] = []
         for action in pending {
+            if shouldStop() {
+                let why = "not started: the agent is stopping; carried out when it starts again"
+                switch action {
+                case .restartContainerd: reports.append(RuntimeActionReport(unit: "containerd.service", action: "restart", result: .pending, message: "restart pending: \(why)"))
+                case .reloadCRIO: reports.append(RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "reload pending: \(why)"))
+                }
+                continue
+            }
             switch action {
             case .restartContainerd(let originals):
                 if let decided = loadPending().0.containerdRestart?.decidedAt,
@@ -278,7 +315,7 @@ struct Reconciliation {
                         on: bus,
                         rollback: {
                             originals.isEmpty ? "nothing to restore: the change to config.toml was not the agent's" : restore(originals)
-                        }))
+                        }, stopping: shouldStop))
                 // The outcome is known (restarted, rolled back or failed loudly): the record
                 // goes, and the time of this restart stays for the rate limit.
                 problems += updatePending { record in
@@ -288,6 +325,14 @@ struct Reconciliation {
             case .reloadCRIO:
                 if (try? bus.loadState("crio.service")) != "loaded" {
                     reports.append(RuntimeActionReport(unit: "crio.service", action: "reload", result: .pending, message: "crio.service is not installed; nothing to reload"))
+                } else if let restart = loadPending().0.crioRestart {
+                    // global_auth_file is read only when CRI-O starts (server/server.go), and a
+                    // restart also rereads the registries: one action covers both.
+                    var crio = ContainerdRestart(unit: "crio.service", jobTimeout: settings.restart.jobTimeout)
+                    crio.configName = "CRI-O configuration"
+                    var report = crio.run(on: bus, rollback: { "nothing to restore: \(restart.reason), which CRI-O needs" })
+                    report.message = "\(restart.reason): " + report.message
+                    reports.append(report)
                 } else {
                     let (decision, settingProblems) = crioReloadDecision(bus: bus)
                     var report: RuntimeActionReport
@@ -302,7 +347,10 @@ struct Reconciliation {
                     reports.append(report)
                 }
                 // Not installed: CRI-O reads the drop-in when it starts, so nothing stays pending.
-                problems += updatePending { $0.crioReload = nil }
+                problems += updatePending {
+                    $0.crioReload = nil
+                    $0.crioRestart = nil
+                }
             }
         }
         return (reports, problems)
@@ -310,7 +358,7 @@ struct Reconciliation {
 
     /// Whether CRI-O picks up the drop-in itself (`auto_reload_registries`), from its settings
     /// under the root, `crio --version` and when crio.service started.
-    func crioReloadDecision(bus: SystemdBus) -> (CRIOReloadDecision, problems: [String]) {
+    public func crioReloadDecision(bus: SystemdBus) -> (CRIOReloadDecision, problems: [String]) {
         let crio = CRIOSettings.load(root: root)
         var settingChangedAt: UInt64?
         if let file = crio.autoReloadSetIn {
@@ -333,20 +381,22 @@ struct Reconciliation {
     /// /etc/containers, where mirror-agent.service (ProtectSystem=strict) may write only to
     /// directories that existed when it started. Retrying cannot help; it is a configuration
     /// error, said once, and the other runtime's files stay in force.
-    func crioConfigurationError(_ failure: String) -> String? {
+    /// `code` is the failure's errno where known (EROFS here; ENOSPC or EACCES are retried).
+    public func crioConfigurationError(_ failure: String, code: Int32? = nil) -> String? {
         let dropInDirectory = AtomicWriter.split(hostPath: settings.crio.dropIn).directory
         let top = AtomicWriter.split(hostPath: dropInDirectory).directory
-        guard failure == "\(root.path(top)): cannot create directory: \(String(cString: strerror(EROFS)))" else { return nil }
+        let cannotCreate = "\(root.path(top)): cannot create directory: "
+        guard failure.hasPrefix(cannotCreate), code.map({ $0 == EROFS }) ?? (failure == cannotCreate + String(cString: strerror(EROFS))) else { return nil }
         return "crio is in runtimes, but \(root.path(top)) does not exist and is read-only to mirror-agent (its unit, with ProtectSystem=strict, may write only to directories that existed when it started), so \(root.path(settings.crio.dropIn)) cannot be written: create the directory (mkdir -p \(root.path(dropInDirectory))) and restart mirror-agent, or leave crio out of runtimes in agent.yaml"
     }
 
     // MARK: - The durable record of pending actions
 
-    var pendingRecordPath: String { settings.stateDir + "/" + PendingActionsRecord.fileName }
+    public var pendingRecordPath: String { settings.stateDir + "/" + PendingActionsRecord.fileName }
 
     /// The record in the state directory; an unreadable one is reported and read as empty (the
     /// stale-runtime check still finds a containerd restart it lost).
-    func loadPending() -> (PendingActionsRecord, String?) {
+    public func loadPending() -> (PendingActionsRecord, String?) {
         let path = root.path(pendingRecordPath)
         switch FileSystem.read(path, limit: 64 << 20) {
         case .failure(.missing): return (PendingActionsRecord(), nil)
@@ -357,11 +407,24 @@ struct Reconciliation {
         }
     }
 
+    /// The lock around read-modify-write of the record: the daemon and `apply` both update it.
+    var pendingLockPath: String { pendingRecordPath + ".lock" }
+
     /// Read, change, write back atomically and synced (tmp, fsync, rename, fsync of the
-    /// directory). Returns the problems; nothing is written with `dryRun`.
+    /// directory), holding an exclusive lock on the record's lock file so that the daemon and
+    /// `apply` never lose each other's update. Waits at most 5 s for the lock, then reports that
+    /// nothing was recorded. Returns the problems; nothing is written with `dryRun`.
     @discardableResult
-    func updatePending(_ change: (inout PendingActionsRecord) -> Void) -> [String] {
+    public func updatePending(_ change: (inout PendingActionsRecord) -> Void) -> [String] {
         guard !dryRun else { return [] }
+        do {
+            return try FileLock.withExclusive(root.path(pendingLockPath)) { updatePendingLocked(change) }
+        } catch {
+            return ["cannot record pending runtime actions in \(root.path(pendingRecordPath)): \(error)"]
+        }
+    }
+
+    private func updatePendingLocked(_ change: (inout PendingActionsRecord) -> Void) -> [String] {
         var (record, problem) = loadPending()
         let before = record
         change(&record)
@@ -392,7 +455,7 @@ struct Reconciliation {
     /// before the last change (mtime or ctime) of config.toml or one of its imports. Read over
     /// D-Bus (`ExecMainStartTimestamp`), so only for this host's root with systemd; nil when
     /// containerd is up to date or nothing can be said.
-    func staleContainerd(bus: SystemdBus? = nil) -> StaleRuntime.FileChange? {
+    public func staleContainerd(bus: SystemdBus? = nil) -> StaleRuntime.FileChange? {
         guard root == .system, settings.selectedRuntimes(root: root).contains(.containerd) else { return nil }
         guard let bus = bus ?? (try? SystemdBus.connect()) else { return nil }
         guard let state = try? bus.activeState("containerd.service"), let started = try? bus.execMainStartTimestamp("containerd.service") else { return nil }

@@ -85,6 +85,16 @@ public struct Reconciliation {
         result.files = loaded.files
         guard !result.invalid else { return result }
         result.model = loaded.model
+        // Registry credentials go into containerd's configuration: judge it again with them.
+        if !loaded.model.credentials.isEmpty, result.prerequisites != nil {
+            do {
+                result.prerequisites = try ContainerdPrerequisites.inspect(
+                    configFile: settings.containerd.configFile, root: root, containerdVersion: version,
+                    preferredHostsDirectory: settings.containerd.hostsDir, credentials: loaded.model.credentials)
+            } catch {
+                result.diagnostics.warning("cannot check containerd's configuration: \(error.message); config.toml is left alone", at: error.location)
+            }
+        }
 
         var rendered = loaded.model
         if settings.probe.onUnhealthy == .demote {
@@ -143,7 +153,11 @@ public struct Reconciliation {
             if !settings.containerd.fixConfig {
                 result.notes.append("containerd's config.toml needs a fix (see mirror-agent check); containerd.fixConfig is false, so it is left alone")
             } else if let originals = fixConfig(prerequisites, into: &result) {
-                result.pending.append(.restartContainerd(originals: originals))
+                // Only a change of what containerd reads calls for a restart (not a mode change).
+                // (A mode-only fix records no restart either: see fixConfig.)
+                if prerequisites.fixes.contains(where: \.needsRestart) || settings.testing.breakContainerdStart {
+                    result.pending.append(.restartContainerd(originals: originals))
+                }
             }
         }
         // Actions an earlier run decided and did not carry out (killed, restarted, policy) are
@@ -172,7 +186,7 @@ public struct Reconciliation {
         }
         // Check every candidate with the real parser (and containerd itself where it runs).
         for fix in fixes {
-            if let problem = verify(fix, prerequisites) {
+            if let problem = verify(fix, prerequisites, credentials: result.model.credentials) {
                 // A failure to act (exit 1, STATUS says so), not invalid desired state: the
                 // hosts.toml files above are in place; only the config.toml fix is held back.
                 result.outcome.failures.append("\(root.path(fix.hostPath)): the config.toml fix was not applied: \(problem)")
@@ -194,7 +208,7 @@ public struct Reconciliation {
             let action = PendingActionsRecord.Action(
                 reason: "config.toml fixed (\(fixes.flatMap(\.changes).joined(separator: "; ")))", decidedAt: Journal.realtimeMicroseconds(),
                 originals: fixes.map { ConfigOriginal(hostPath: $0.hostPath, contents: $0.before, mode: modes[$0.hostPath] ?? 0o644) })
-            if let problem = recordPending(containerdRestart: action) {
+            if fixes.contains(where: \.needsRestart) || settings.testing.breakContainerdStart, let problem = recordPending(containerdRestart: action) {
                 result.outcome.failures.append("\(root.path(settings.containerd.configFile)): fix not applied: \(problem)")
                 result.runtimeFailures[.containerd, default: []].append(problem)
                 return nil
@@ -206,7 +220,7 @@ public struct Reconciliation {
         }
         for fix in fixes {
             let (directory, name) = AtomicWriter.split(hostPath: fix.hostPath)
-            let mode = modes[fix.hostPath] ?? 0o644
+            let mode = fix.mode ?? modes[fix.hostPath] ?? 0o644
             let change = ManagedFiles.Outcome.Change(
                 path: fix.hostPath, kind: fix.before == nil ? .created : .updated, runtime: .containerd, before: fix.before, after: fix.after,
                 backup: fix.before == nil ? nil : ManagedFiles.backupPath(for: fix.hostPath, stateDirectory: settings.stateDir, stamp: stamp))
@@ -217,7 +231,7 @@ public struct Reconciliation {
                     try writer.write(Array(before.utf8), hostPath: backup, mode: 0o600)
                 }
                 try writer.write(Array(fix.after.utf8), base: directory, relative: name, mode: mode)
-                originals.append(ConfigOriginal(hostPath: fix.hostPath, contents: fix.before, mode: mode))
+                originals.append(ConfigOriginal(hostPath: fix.hostPath, contents: fix.before, mode: modes[fix.hostPath] ?? mode))
             } catch {
                 result.outcome.failures.append(error.description)
                 result.runtimeFailures[.containerd, default: []].append(error.description)
@@ -227,7 +241,7 @@ public struct Reconciliation {
         return dryRun ? nil : originals
     }
 
-    private func verify(_ fix: ContainerdPrerequisites.ConfigFix, _ before: ContainerdPrerequisites) -> String? {
+    private func verify(_ fix: ContainerdPrerequisites.ConfigFix, _ before: ContainerdPrerequisites, credentials: [HostCredentials]) -> String? {
         let candidate: ContainerdConfigFiles
         do {
             candidate = try ContainerdConfigFiles.parse(fix.after, hostPath: fix.hostPath)
@@ -235,13 +249,15 @@ public struct Reconciliation {
             return "the patched file does not parse: \(error.message)"
         }
         if fix.hostPath == settings.containerd.configFile {
-            let again = ContainerdPrerequisites.evaluateCandidate(candidate, configFile: fix.hostPath, root: root, containerdVersion: before.containerdVersion, containerdMajor: before.containerdMajor)
+            let again = ContainerdPrerequisites.evaluateCandidate(
+                candidate, configFile: fix.hostPath, root: root, containerdVersion: before.containerdVersion, containerdMajor: before.containerdMajor,
+                credentials: credentials)
             if let broken = again.first(where: { $0.status == .missing || $0.status == .wrong }) {
                 return "after patching, \(broken.name) is still \(broken.status.rawValue)"
             }
             // containerd's own reading of the candidate, where containerd runs on this root.
             if root == .system, let dump = RuntimeDetection.containerdConfigDump(candidate: fix.after) {
-                if !dump.succeeded { return "containerd rejects it: \(dump.errors.suffix(300))" }
+                if !dump.succeeded { return "containerd rejects it: \(Quote.redactSecretAssignments(String(dump.errors.suffix(300))))" }
                 let parsed: ContainerdConfigDump
                 do {
                     parsed = try ContainerdConfigDump.parse(dump.output)

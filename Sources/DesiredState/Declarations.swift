@@ -19,6 +19,8 @@ struct RegistryDeclaration: Sendable {
 struct DecodedDocuments {
     var declarations: [RegistryDeclaration] = []
     var credentials: [HostCredentials] = []
+    /// MirrorSet credentials, resolved (their files read) once every document is decoded.
+    var credentialSpecs: [CredentialSpec] = []
     var diagnostics = DiagnosticList()
     /// `insecureRegistries` from agent.yaml: decides how each source itself is reached.
     var insecureRegistries: Set<String> = []

@@ -103,13 +103,41 @@ public enum DesiredStateLoader {
             for name in names where !unique.contains(name) { unique.append(name) }
             diagnostics.warning("TLS file \(path) does not exist (used by \(unique.joined(separator: ", ")))", at: location)
         }
-        for credential in decoded.credentials {
-            diagnostics.warning(
-                "credentials for \(credential.host) are not written by this version of mirror-agent: pulls that need them get 401 Unauthorized unless credentials for \(credential.host) are configured elsewhere",
-                at: credential.location)
-        }
-        let model = diagnostics.hasErrors ? MirrorModel() : MirrorModel(registries: registries, credentials: decoded.credentials)
+        let credentials = mergeCredentials(decoded, root: root, into: &diagnostics)
+        let model = diagnostics.hasErrors ? MirrorModel() : MirrorModel(registries: registries, credentials: credentials)
         return Result(model: model, diagnostics: diagnostics, files: files)
+    }
+
+    /// Every credential of the input (k3s `auth`, MirrorSet credentials with their files read),
+    /// one per host a runtime contacts: the same values declared twice are one, different values
+    /// for one host are an error naming both places (never a value).
+    static func mergeCredentials(_ decoded: DecodedDocuments, root: HostRoot, into diagnostics: inout DiagnosticList) -> [HostCredentials] {
+        var all = decoded.credentials
+        for spec in decoded.credentialSpecs {
+            if let resolved = spec.resolve(root: root, into: &diagnostics) { all.append(resolved) }
+        }
+        var merged: [HostCredentials] = []
+        for credential in all {
+            if credential.host == "*" {
+                diagnostics.warning(
+                    "credentials for \"*\" are not written: containerd's registry.configs has no entry for every registry (its value is not shown)",
+                    at: credential.location)
+                continue
+            }
+            let key = References.defaultHost(credential.host)
+            if let index = merged.firstIndex(where: { References.defaultHost($0.host) == key }) {
+                if merged[index].sameValues(as: credential) {
+                    merged[index].files += credential.files.filter { !merged[index].files.contains($0) }
+                } else {
+                    diagnostics.error(
+                        "credentials for \(key) differ from those declared at \(merged[index].location) (values are not shown); one host has one set of credentials",
+                        at: credential.location)
+                }
+                continue
+            }
+            merged.append(credential)
+        }
+        return merged.sorted { $0.host < $1.host }
     }
 
     public static func describe(_ error: FileSystem.ReadError) -> String {

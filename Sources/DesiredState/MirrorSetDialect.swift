@@ -4,8 +4,8 @@ import MarkedYAML
 /// mirror-agent's own dialect, `kind: MirrorSet` (`apiVersion: mirror-agent/v1`): every field of
 /// the model, spelled out. The README documents it with a full example.
 enum MirrorSetDialect {
-    static let registryKeys = ["source", "mirrors", "mirrorSourcePolicy", "pullFrom", "sourceTLS"]
-    static let mirrorKeys = ["url", "capabilities", "pullFrom", "overridePath", "tls", "headers"]
+    static let registryKeys = ["source", "mirrors", "mirrorSourcePolicy", "pullFrom", "sourceTLS", "sourceCredentials"]
+    static let mirrorKeys = ["url", "capabilities", "pullFrom", "overridePath", "tls", "headers", "credentials"]
     static let tlsKeys = ["ca", "clientCertificate", "clientKey", "insecureSkipVerify"]
 
     static func decode(_ fields: FieldReader, context: DecodingContext, into result: inout DecodedDocuments) {
@@ -15,7 +15,8 @@ enum MirrorSetDialect {
             spec.reportUnknown(["registries"], into: &result.diagnostics)
             for (index, entry) in (try spec.value("registries")?.list("spec.registries") ?? []).enumerated() {
                 do {
-                    result.declarations.append(try registry(entry, "spec.registries[\(index)]", context: context, into: &result.diagnostics))
+                    result.declarations.append(
+                        try registry(entry, "spec.registries[\(index)]", context: context, into: &result.diagnostics, credentials: &result.credentialSpecs))
                 } catch {
                     result.diagnostics.append(error)
                 }
@@ -25,7 +26,9 @@ enum MirrorSetDialect {
         }
     }
 
-    static func registry(_ node: YAMLNode, _ what: String, context: DecodingContext, into diagnostics: inout DiagnosticList) throws(Diagnostic) -> RegistryDeclaration {
+    static func registry(
+        _ node: YAMLNode, _ what: String, context: DecodingContext, into diagnostics: inout DiagnosticList, credentials: inout [CredentialSpec]
+    ) throws(Diagnostic) -> RegistryDeclaration {
         let f = try FieldReader(node, what)
         f.reportUnknown(registryKeys, into: &diagnostics)
         let sourceNode = try f.required("source")
@@ -36,14 +39,25 @@ enum MirrorSetDialect {
         var mirrors: [MirrorEndpoint] = []
         for (index, mirrorNode) in (try f.value("mirrors")?.list("\(what).mirrors") ?? []).enumerated() {
             do {
-                mirrors.append(
-                    try mirror(mirrorNode, "\(what).mirrors[\(index)]", defaultPullFrom: defaultPullFrom, context: context, into: &diagnostics))
+                let name = "\(what).mirrors[\(index)]"
+                let parsed = try mirror(mirrorNode, name, defaultPullFrom: defaultPullFrom, context: context, into: &diagnostics)
+                mirrors.append(parsed)
+                if mirrorNode.scalar == nil, let node = try FieldReader(mirrorNode, name).value("credentials") {
+                    credentials.append(try CredentialSpec.parse(node, host: parsed.host, "\(name).credentials", into: &diagnostics))
+                }
             } catch {
                 diagnostics.append(error)
             }
         }
         var sourceTLS = TLSSettings()
         if let node = f.value("sourceTLS") { sourceTLS = try tls(node, "\(what).sourceTLS", into: &diagnostics) }
+        if let node = f.value("sourceCredentials") {
+            // The host the runtime contacts for the source itself (docker.io: registry-1.docker.io).
+            guard let host = source.host else {
+                throw .error("\(what).sourceCredentials needs a source with one registry host (not \(source))", at: node.location)
+            }
+            credentials.append(try CredentialSpec.parse(node, host: host, "\(what).sourceCredentials", into: &diagnostics))
+        }
         return RegistryDeclaration(
             source: source, location: sourceNode.location, policy: policy?.0, policyLocation: policy?.1,
             mirrors: mirrors, sourceTLS: sourceTLS)

@@ -205,12 +205,39 @@ public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugS
     public var debugDescription: String { "<redacted>" }
 }
 
-/// Registry credentials from k3s `configs.<host>.auth`.
+/// Registry credentials for one host: the `host[:port]` a runtime contacts (a mirror's host, or
+/// a source's own), as written in the input (k3s `configs.<host>.auth` keys, or a MirrorSet
+/// mirror's or source's host). Secret values are resolved (files read) when the desired state is
+/// loaded, so a rotated file gives new values on the next pass.
+///
+/// Forms, as containerd's CRI plugin reads them (`ParseAuth`): `username` with `password`, or
+/// `auth` (base64 of `user:password`), or `identityToken` (with or without `username`).
 public struct HostCredentials: Sendable, Equatable {
     public var host: String
     public var username: String?
     public var password: Secret?
     public var auth: Secret?
     public var identityToken: Secret?
+    /// Where they were declared.
     public var location: SourceLocation
+    /// The files the values were read from (host paths), for watching; empty for inline values.
+    public var files: [String]
+
+    public init(
+        host: String, username: String? = nil, password: Secret? = nil, auth: Secret? = nil, identityToken: Secret? = nil,
+        location: SourceLocation, files: [String] = []
+    ) {
+        self.host = host
+        self.username = username
+        self.password = password
+        self.auth = auth
+        self.identityToken = identityToken
+        self.location = location
+        self.files = files
+    }
+
+    /// Whether two declarations give the same values (places and files aside).
+    public func sameValues(as other: HostCredentials) -> Bool {
+        username == other.username && password == other.password && auth == other.auth && identityToken == other.identityToken
+    }
 }

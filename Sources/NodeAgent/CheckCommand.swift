@@ -41,9 +41,13 @@ struct CheckCommand: ParsableCommand {
         }
         let version = RuntimeDetection.containerdVersion(root: root)
         let prerequisites: ContainerdPrerequisites
+        // Registry credentials of the desired state belong in containerd's configuration too
+        // (an invalid desired state gives none: `validate` reports it).
+        let credentials = DesiredStateLoader.load(root: root, settings: settings).model.credentials
         do {
             prerequisites = try ContainerdPrerequisites.inspect(
-                configFile: settings.containerd.configFile, root: root, containerdVersion: version, preferredHostsDirectory: settings.containerd.hostsDir)
+                configFile: settings.containerd.configFile, root: root, containerdVersion: version, preferredHostsDirectory: settings.containerd.hostsDir,
+                credentials: credentials)
         } catch {
             FileHandleOutput.standardError(error.description)
             throw ExitCode(ExitStatus.failedToAct)

@@ -11,6 +11,8 @@ public struct ContainerdConfigFiles {
     public struct File {
         public var hostPath: String
         public var text: String
+        /// Its permission bits, when read from disk.
+        public var mode: UInt32?
         var layout: TOMLLayout
         var table: TOMLTable
     }
@@ -46,13 +48,17 @@ public struct ContainerdConfigFiles {
         switch FileSystem.read(path, limit: 16 << 20) {
         case .failure(.missing): return nil
         case .failure(let error): throw .error("cannot read: \(error)", at: .file(path))
-        case .success(let bytes): return try parseFile(String(decoding: bytes, as: UTF8.self), hostPath: hostPath, shownAs: path)
+        case .success(let bytes):
+            var parsed = try parseFile(String(decoding: bytes, as: UTF8.self), hostPath: hostPath, shownAs: path)
+            var info = stat()
+            if stat(path, &info) == 0 { parsed.mode = UInt32(info.st_mode & 0o7777) }
+            return parsed
         }
     }
 
     static func parseFile(_ text: String, hostPath: String, shownAs: String) throws(Diagnostic) -> File {
         do {
-            return File(hostPath: hostPath, text: text, layout: TOMLLayout(text), table: try TOMLTable(string: text))
+            return File(hostPath: hostPath, text: text, mode: nil, layout: TOMLLayout(text), table: try TOMLTable(string: text))
         } catch let error as TOMLParseError {
             throw .error("invalid TOML: \(error.description)", at: SourceLocation(file: shownAs, line: error.source.begin.line, column: error.source.begin.column))
         } catch {
@@ -116,18 +122,30 @@ public struct ContainerdPrerequisites: Sendable {
         public var before: String?
         public var after: String
         public var changes: [String]
+        /// The mode the file must get (0600 once it holds credentials); nil keeps its mode.
+        public var mode: UInt32? = nil
+        /// Whether containerd must restart for it: false when only the mode changes.
+        public var needsRestart: Bool { before != after }
     }
+
+    /// The comment the agent writes above each credentials table it owns: a table with it is
+    /// the agent's to replace or remove; any other is the admin's.
+    public static let credentialsMarker = "# mirror-agent: credentials for"
 
     /// Inspects containerd's configuration under the root.
     /// - Parameters:
     ///   - containerdVersion: from `containerd --version`, when known; decides how imports merge
     ///     (1.x replaces a whole plugin table from an import, 2.x merges) and the defaults.
     ///   - preferredHostsDirectory: what `config_path` is set to when it is missing.
+    ///   - credentials: registry credentials of the desired state, written as
+    ///     `registry.configs."<host>".auth` where the CRI plugin reads them.
     public static func inspect(
-        configFile: String, root: HostRoot, containerdVersion: String?, preferredHostsDirectory: String?
+        configFile: String, root: HostRoot, containerdVersion: String?, preferredHostsDirectory: String?, credentials: [HostCredentials] = []
     ) throws(Diagnostic) -> ContainerdPrerequisites {
         let loaded = try ContainerdConfigFiles.load(configFile, root: root)
-        return evaluate(loaded, configFile: configFile, root: root, containerdVersion: containerdVersion, preferredHostsDirectory: preferredHostsDirectory)
+        return evaluate(
+            loaded, configFile: configFile, root: root, containerdVersion: containerdVersion, preferredHostsDirectory: preferredHostsDirectory,
+            credentials: credentials)
     }
 
     static func major(_ version: String?, schema: Int) -> Int {
@@ -136,7 +154,8 @@ public struct ContainerdPrerequisites: Sendable {
     }
 
     static func evaluate(
-        _ loaded: ContainerdConfigFiles?, configFile: String, root: HostRoot, containerdVersion: String?, preferredHostsDirectory: String?
+        _ loaded: ContainerdConfigFiles?, configFile: String, root: HostRoot, containerdVersion: String?, preferredHostsDirectory: String?,
+        credentials: [HostCredentials] = [], checkModes: Bool = true
     ) -> ContainerdPrerequisites {
         let schema = loaded?.schemaVersion ?? (major(containerdVersion, schema: 2) >= 2 ? 3 : 2)
         let containerdMajor = major(containerdVersion, schema: schema)
@@ -250,7 +269,9 @@ public struct ContainerdPrerequisites: Sendable {
         var tlsHosts: [String] = []
         if let configsOwner = owner(of: configsKey), let configs = value(configsOwner.table, configsKey)?.table {
             tlsHosts = configs.keys.filter { configs[$0]?.table?["tls"] != nil }.sorted()
-            let authHosts = configs.keys.filter { configs[$0]?.table?["auth"] != nil }.sorted()
+            let desiredHosts = Set(credentials.map { ContainerdCredentials.contactedHost($0.host) })
+            let authHosts = configs.keys.filter { configs[$0]?.table?["auth"] != nil && !desiredHosts.contains($0) }
+                .filter { host in !files.contains { ContainerdCredentials.isOurs($0, configsKey + [host, "auth"]) } }.sorted()
             let (file, line) = place(configsOwner, configsKey)
             if !tlsHosts.isEmpty {
                 let covered = Set(result.legacyMirrors.map(\.host))
@@ -264,9 +285,14 @@ public struct ContainerdPrerequisites: Sendable {
                 if !legacyFiles.contains(where: { $0.hostPath == configsOwner.hostPath }) { legacyFiles.append(configsOwner) }
             }
             if !authHosts.isEmpty {
-                checks.append(Check(name: "legacy_registry_configs_auth", status: .warning, message: "deprecated registry.configs.<host>.auth for \(authHosts.joined(separator: ", ")) is left in place (hosts.toml has no credentials; containerd still reads it)", file: file, line: line))
+                checks.append(Check(name: "legacy_registry_configs_auth", status: .warning, message: "registry.configs.<host>.auth for \(authHosts.joined(separator: ", ")) is not from the desired state and is left in place (containerd still reads it)", file: file, line: line))
             }
         }
+        // Registry credentials: registry.configs."<host>".auth, where the CRI plugin reads them.
+        let credentialPlan = ContainerdCredentials.plan(
+            credentials, files: files, configsKey: configsKey, containerdMajor: containerdMajor, fixTarget: fixTarget,
+            configFile: configFile, root: root, checkModes: checkModes)
+        checks += credentialPlan.checks
         result.checks = checks
 
         // The fix: the smallest edit of each file that owns a wrong setting.
@@ -293,16 +319,36 @@ public struct ContainerdPrerequisites: Sendable {
             for host in tlsHosts { edits[key]!.editor.remove(configsKey + [host, "tls"]) }
             edits[key]!.changes.append("removed deprecated registry mirrors/TLS (migrated into hosts.toml)")
         }
+        for edit in credentialPlan.edits {
+            let key = editor(for: edit.file)
+            for host in edit.remove {
+                edits[key]!.editor.removeBlock(configsKey + [host, "auth"], markerPrefix: credentialsMarker)
+            }
+            for block in edit.append { edits[key]!.editor.append(block) }
+            edits[key]!.changes += edit.changes
+        }
         result.fixes = edits.keys.sorted().map { path in
             let edit = edits[path]!
-            return ConfigFix(hostPath: path, before: edit.file?.text, after: edit.editor.text, changes: edit.changes)
+            var fix = ConfigFix(hostPath: path, before: edit.file?.text, after: edit.editor.text, changes: edit.changes)
+            // A file that holds credentials is readable by root alone.
+            if ContainerdCredentials.holdsOurCredentials(fix.after), (edit.file?.mode ?? 0o644) & 0o077 != 0 {
+                fix.mode = 0o600
+                fix.changes.append("mode 0600 (it holds registry credentials)")
+            }
+            return fix
         }
         return result
     }
 
     /// The checks for a candidate file on its own (used to verify a fix before it is written).
-    public static func evaluateCandidate(_ candidate: ContainerdConfigFiles, configFile: String, root: HostRoot, containerdVersion: String?, containerdMajor: Int) -> [Check] {
-        evaluate(candidate, configFile: configFile, root: root, containerdVersion: containerdVersion ?? "\(containerdMajor).0.0", preferredHostsDirectory: nil).checks
+    public static func evaluateCandidate(
+        _ candidate: ContainerdConfigFiles, configFile: String, root: HostRoot, containerdVersion: String?, containerdMajor: Int,
+        credentials: [HostCredentials] = []
+    ) -> [Check] {
+        evaluate(
+            candidate, configFile: configFile, root: root, containerdVersion: containerdVersion ?? "\(containerdMajor).0.0", preferredHostsDirectory: nil,
+            credentials: credentials, checkModes: false
+        ).checks
     }
 
     static func isAtLeast22(_ version: String) -> Bool {

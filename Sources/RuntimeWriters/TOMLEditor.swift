@@ -41,6 +41,36 @@ struct TOMLEditor {
         lines.append("  " + TOMLLayout.keyText([path.last!]) + " = " + value)
     }
 
+    /// Appends lines at the end, after one blank line.
+    mutating func append(_ block: [String]) {
+        while let last = lines.last, last.trimmingCharacters(in: " \t").isEmpty { lines.removeLast() }
+        if !lines.isEmpty { lines.append("") }
+        lines += block
+    }
+
+    /// Removes a block the agent wrote: the marker comment (starting with `prefix`) right above
+    /// the table header, the header, and the key lines right under it, up to the first blank,
+    /// comment or header line, plus the blank line before the marker. Anything else at or under
+    /// `path` (an admin's table without the marker) is removed as ``remove(_:)`` does.
+    mutating func removeBlock(_ path: [String], markerPrefix prefix: String) {
+        let layout = TOMLLayout(text)
+        guard let table = layout.table(path), table.headerLine > 0,
+            lines[table.headerLine - 1].trimmingCharacters(in: " \t").hasPrefix(prefix)
+        else {
+            remove(path)
+            return
+        }
+        var start = table.headerLine - 1
+        var end = table.headerLine + 1
+        while end < lines.count {
+            let line = lines[end].trimmingCharacters(in: " \t")
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("[") { break }
+            end += 1
+        }
+        if start > 0, lines[start - 1].trimmingCharacters(in: " \t").isEmpty { start -= 1 }
+        lines.removeSubrange(start..<end)
+    }
+
     /// Removes every table and key at or under `path`.
     mutating func remove(_ path: [String]) {
         let layout = TOMLLayout(text)

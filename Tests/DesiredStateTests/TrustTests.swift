@@ -357,6 +357,6 @@ final class TrustTests: XCTestCase {
 }
 
 /// The trust tests chown files to root and to others: run as anyone else they fail, not skip.
-private struct NeedsRoot: Error, CustomStringConvertible {
+struct NeedsRoot: Error, CustomStringConvertible {
     var description: String { "these tests need root to chown files (make test runs as root)" }
 }

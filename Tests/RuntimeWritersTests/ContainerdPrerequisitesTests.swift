@@ -1,4 +1,5 @@
 import DesiredState
+import Diagnostics
 import Foundation
 import RuntimeWriters
 import TOMLKit
@@ -205,5 +206,125 @@ final class ContainerdPrerequisitesTests: ScratchRootTestCase {
         XCTAssertTrue(output.contains("config_path = \"/etc/containerd/certs.d\""), output)
         XCTAssertTrue(output.contains("discard_unpacked_layers = false"), output)
         XCTAssertFalse(output.contains("discard_unpacked_layers = true"))
+    }
+}
+
+/// Issue 15: registry credentials as `registry.configs."<host>".auth` where the CRI plugin reads
+/// them, in agent-marked blocks; checked, replaced, removed; the file kept 0600.
+final class ContainerdCredentialsTests: ScratchRootTestCase {
+    let stock = """
+        version = 2
+
+        [plugins]
+          [plugins."io.containerd.grpc.v1.cri"]
+            [plugins."io.containerd.grpc.v1.cri".cni]
+              bin_dir = "/usr/lib/cni"
+          [plugins."io.containerd.grpc.v1.cri".registry]
+            config_path = "/etc/containerd/certs.d"
+
+        """
+    let at = SourceLocation(file: "/etc/mirror-agent/mirrors.yaml", line: 3, column: 5)
+
+    func creds(_ host: String, _ user: String = "robot", _ password: String = "pw\"with\\quotes") -> HostCredentials {
+        HostCredentials(host: host, username: user, password: Secret(password), location: at)
+    }
+
+    func inspect(_ credentials: [HostCredentials], version: String = "1.6.20") throws -> ContainerdPrerequisites {
+        try ContainerdPrerequisites.inspect(
+            configFile: "/etc/containerd/config.toml", root: root, containerdVersion: version, preferredHostsDirectory: nil, credentials: credentials)
+    }
+
+    /// Applies the fixes to the scratch root as the agent would (content and mode).
+    func applyFixes(_ p: ContainerdPrerequisites) throws {
+        for fix in p.fixes {
+            try write(fix.hostPath, fix.after)
+            if let mode = fix.mode { chmod(root.path(fix.hostPath), mode_t(mode)) }
+        }
+    }
+
+    func testWrittenUnderThePluginTableOfEachSchemaAndReadBackAsTOML() throws {
+        for (version, schema, plugin) in [("1.6.20", 2, "io.containerd.grpc.v1.cri"), ("2.1.9", 3, "io.containerd.cri.v1.images")] {
+            try write("/etc/containerd/config.toml", schema == 2 ? stock : "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/etc/containerd/certs.d'\n")
+            chmod(root.path("/etc/containerd/config.toml"), 0o644)
+            let p = try inspect([creds("docker.io"), creds("mirror.example:5000", "u2", "p2")], version: version)
+            XCTAssertTrue(p.needsFix)
+            XCTAssertEqual(p.checks.filter { $0.name == "registry_credentials" }.map(\.status), [.missing, .missing])
+            XCTAssertEqual(p.fixes.count, 1)
+            let fix = p.fixes[0]
+            XCTAssertEqual(fix.mode, 0o600)
+            XCTAssertTrue(fix.needsRestart)
+            // The messages name hosts, never values.
+            XCTAssertFalse((p.checks.map(\.message) + fix.changes).joined().contains("quotes"))
+            let table = try TOMLTable(string: fix.after)
+            let configs = table["plugins"]?[plugin]?["registry"]?["configs"]?.table
+            // docker.io's images come from registry-1.docker.io: that is the host containerd asks for.
+            XCTAssertEqual(configs?["registry-1.docker.io"]?["auth"]?["username"]?.string, "robot")
+            XCTAssertEqual(configs?["registry-1.docker.io"]?["auth"]?["password"]?.string, "pw\"with\\quotes")
+            XCTAssertEqual(configs?["mirror.example:5000"]?["auth"]?["password"]?.string, "p2")
+            XCTAssertNil(configs?["docker.io"])
+            // Everything else is kept.
+            XCTAssertEqual(table["plugins"]?[plugin]?["registry"]?["config_path"]?.string, "/etc/containerd/certs.d")
+
+            // Applied: in place, and nothing more to do (no restart either).
+            try applyFixes(p)
+            let again = try inspect([creds("docker.io"), creds("mirror.example:5000", "u2", "p2")], version: version)
+            XCTAssertFalse(again.needsFix, "\(again.checks)")
+            XCTAssertEqual(again.checks.filter { $0.name == "registry_credentials" }.map(\.status), [.ok, .ok])
+        }
+    }
+
+    func testRotationReplacesRemovalRemovesAndTheAdminsAuthIsLeftAlone() throws {
+        try write("/etc/containerd/config.toml", stock + """
+              [plugins."io.containerd.grpc.v1.cri".registry.configs."admin.example".auth]
+                username = "admin"
+                password = "admins-own"
+
+            """)
+        try applyFixes(try inspect([creds("a.example", "u", "old"), creds("b.example")]))
+
+        // A rotated password: exactly that block is replaced; a restart is due.
+        let rotated = try inspect([creds("a.example", "u", "new"), creds("b.example")])
+        XCTAssertEqual(rotated.checks.filter { $0.name == "registry_credentials" }.map(\.status), [.wrong, .ok])
+        XCTAssertTrue(rotated.fixes[0].needsRestart)
+        try applyFixes(rotated)
+        var table = try TOMLTable(string: try String(contentsOfFile: root.path("/etc/containerd/config.toml"), encoding: .utf8))
+        var configs = table["plugins"]?["io.containerd.grpc.v1.cri"]?["registry"]?["configs"]?.table
+        XCTAssertEqual(configs?["a.example"]?["auth"]?["password"]?.string, "new")
+        XCTAssertEqual(configs?["b.example"]?["auth"]?["username"]?.string, "robot")
+
+        // b.example's credentials leave the desired state: the agent's block goes, the admin's stays.
+        let removed = try inspect([creds("a.example", "u", "new")])
+        XCTAssertEqual(removed.checks.first { $0.message.contains("b.example") }?.status, .wrong)
+        try applyFixes(removed)
+        let text = try String(contentsOfFile: root.path("/etc/containerd/config.toml"), encoding: .utf8)
+        table = try TOMLTable(string: text)
+        configs = table["plugins"]?["io.containerd.grpc.v1.cri"]?["registry"]?["configs"]?.table
+        XCTAssertNil(configs?["b.example"]?["auth"])
+        XCTAssertEqual(configs?["a.example"]?["auth"]?["password"]?.string, "new")
+        XCTAssertEqual(configs?["admin.example"]?["auth"]?["password"]?.string, "admins-own")
+        XCTAssertEqual(text.components(separatedBy: ContainerdPrerequisites.credentialsMarker).count - 1, 1)
+        XCTAssertFalse(try inspect([creds("a.example", "u", "new")]).needsFix)
+        // The admin's auth is reported, not touched.
+        XCTAssertEqual(try inspect([creds("a.example", "u", "new")]).checks.first { $0.name == "legacy_registry_configs_auth" }?.message.contains("admin.example"), true)
+    }
+
+    func testAFileHoldingCredentialsThatBecameReadableIsFixedWithoutARestart() throws {
+        try write("/etc/containerd/config.toml", stock)
+        try applyFixes(try inspect([creds("a.example")]))
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: root.path("/etc/containerd/config.toml"))[.posixPermissions] as? Int, 0o600)
+        chmod(root.path("/etc/containerd/config.toml"), 0o644)
+        let p = try inspect([creds("a.example")])
+        XCTAssertEqual(p.checks.first { $0.name == "registry_credentials_mode" }?.status, .wrong)
+        XCTAssertEqual(p.fixes.map(\.mode), [0o600])
+        XCTAssertFalse(p.fixes[0].needsRestart)
+    }
+
+    func testOn1xTheFileOwningThePluginGetsThem() throws {
+        // containerd 1.x replaces a whole plugin table from an import: the import that owns the
+        // CRI plugin is where its registry.configs are read.
+        try write("/etc/containerd/config.toml", "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n")
+        try write("/etc/containerd/conf.d/cri.toml", "version = 2\n" + stock.split(separator: "\n").dropFirst().joined(separator: "\n") + "\n")
+        let p = try inspect([creds("a.example")])
+        XCTAssertEqual(p.fixes.map(\.hostPath), ["/etc/containerd/conf.d/cri.toml"])
     }
 }

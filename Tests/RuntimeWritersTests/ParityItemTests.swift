@@ -245,12 +245,11 @@ final class ParityItemTests: ScratchRootTestCase {
             }, "\(warnings)")
     }
 
-    // 8. The credentials warning says what really happens.
-    func testItem8CredentialsWarningSaysWhatHappens() {
+    // 8. Credentials are no longer only warned about: issue 15 writes them (containerd's
+    // config.toml, CRI-O's auth file), so no "not written" warning remains.
+    func testItem8CredentialsAreKeptWithoutANotWrittenWarning() {
         let result = loaded("configs:\n  ghcr.io:\n    auth: {username: u, password: p}\n")
-        let messages = result.diagnostics.warnings.map(\.message)
-        XCTAssertEqual(
-            messages,
-            ["credentials for ghcr.io are not written by this version of mirror-agent: pulls that need them get 401 Unauthorized unless credentials for ghcr.io are configured elsewhere"])
+        XCTAssertEqual(result.diagnostics.warnings.map(\.message), [])
+        XCTAssertEqual(result.model.credentials.map(\.host), ["ghcr.io"])
     }
 }

@@ -71,20 +71,24 @@ check "the plain value is in none of STATUS=, systemctl status -n 0, status.json
 check "the refusal names the symlink and why" grep -q '92-link.yaml:1:1: refusing to trust this file: the symlink /etc/mirror-agent/mirrors.d/92-link.yaml is owned by uid' "$TS/validate.err" "$TS/validate.out"
 check "the journal has the errors (the scan reads something real)" grep -q '94-url.yaml' "$TS/journal.txt"
 trust_scan() {
-  local found=0
-  # (grep exits 2 when one of its paths is missing even if another matched: judge by its output.)
-  grep -lE "$SECRETS" "$TS"/* "$M/run/mirror-agent/status.json" "$M"/var/lib/prometheus/node-exporter/* 2>/dev/null | grep . && found=1
-  # Every file a non-root user can read, as the kernel decides (nobody, no groups).
-  in_machine setpriv --reuid=nobody --regid=nogroup --clear-groups grep -rlE "$SECRETS" /etc /run /var /tmp /root 2>/dev/null \
-    | grep -v -e '^/etc/mirror-agent/mirrors.d/' | grep . && found=1
-  [ "$found" = 0 ]
+  # Judged by what grep prints, not by exit statuses: grep exits 2 when one of its paths is
+  # missing or unreadable even if another matched, and under run.sh's pipefail a
+  # `grep ... | grep . && found=1` would then never set found (the scan would pass vacuously).
+  local hits
+  hits=$( {
+    grep -lE "$SECRETS" "$TS"/* "$M/run/mirror-agent/status.json" "$M"/var/lib/prometheus/node-exporter/* 2>/dev/null
+    # Every file a non-root user can read, as the kernel decides (nobody, no groups).
+    in_machine setpriv --reuid=nobody --regid=nogroup --clear-groups grep -rlE "$SECRETS" /etc /run /var /tmp /root 2>/dev/null \
+      | grep -v -e '^/etc/mirror-agent/mirrors.d/'
+  } || true)
+  [ -z "$hits" ] || { echo "$hits"; return 1; }
 }
 check "no planted secret in stdout, stderr, --json, --diff, the journal, STATUS=, status.json, metrics or any file a non-root user can read" trust_scan
 printf '%s\n' "$S_TOML" > "$M/etc/trust-planted"; chmod 644 "$M/etc/trust-planted"
-check "negative control: a secret in a world-readable file is found" bash -c "$(declare -f trust_scan in_machine); E2E_INIT_PID=$E2E_INIT_PID SECRETS='$SECRETS' TS='$TS' M='$M'; ! trust_scan"
+check "negative control: a secret in a world-readable file is found (in the scan's own shell)" fails trust_scan
 rm -f "$M/etc/trust-planted"
 printf 'leak %s\n' "$S_K3S" >> "$TS/journal.txt"
-check "negative control: a secret in the journal output is found" bash -c "$(declare -f trust_scan in_machine); E2E_INIT_PID=$E2E_INIT_PID SECRETS='$SECRETS' TS='$TS' M='$M'; ! trust_scan"
+check "negative control: a secret in the journal output is found (in the scan's own shell)" fails trust_scan
 rm -f "$M"/etc/mirror-agent/mirrors.d/9[234]-*.yaml "$M/etc/mirror-agent/mirrors.d/89-plain.yaml" "$M/etc/trust-root-only"
 cp -p "$H_TMP/trust-config.toml" "$M/etc/containerd/config.toml"
 check "the agent is back to a clean state" wait_until 20 output_lacks 'error' nsenter -t "$E2E_INIT_PID" -m -p -- systemctl show -p StatusText --value mirror-agent

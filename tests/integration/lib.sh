@@ -267,10 +267,11 @@ start_registry() {
       if [ "$tls" = tls ]; then
         echo "  tls: {certificate: \"$TEST_SERVER_CRT\", key: \"$TEST_SERVER_KEY\"}"
       fi
-      # REGISTRY_HTPASSWD=FILE (bcrypt, htpasswd -B): every request needs Basic credentials.
-      if [ -n "${REGISTRY_HTPASSWD:-}" ]; then
+      # REG_HTPASSWD=FILE: basic authentication (bcrypt htpasswd; distribution needs TLS for it
+      # and re-reads the file when its mtime changes).
+      if [ -n "${REG_HTPASSWD:-}" ]; then
         echo "auth:"
-        echo "  htpasswd: {realm: mirror-agent-harness, path: \"$REGISTRY_HTPASSWD\"}"
+        echo "  htpasswd: {realm: mirror-agent-test, path: \"$REG_HTPASSWD\"}"
       fi
       # REGISTRY_TOKEN_REALM=URL REGISTRY_TOKEN_CERT=PEM: Bearer tokens from that realm (issuer
       # explain-token-issuer, service mirror-agent-harness; tests/integration/token_service.py).
@@ -283,7 +284,7 @@ start_registry() {
     local pid=$H_LAST_PID
     # Ready when /v2/ answers 200 over the right scheme and the answer is ours (our pid alive:
     # a lost port race means someone else may be answering).
-    if wait_until 20 _h_probe_registry "$pid" "$scheme://127.0.0.1:$port/v2/" "${REGISTRY_HTPASSWD:+401}${REGISTRY_TOKEN_REALM:+401}"; then
+    if wait_until 20 _h_probe_registry "$pid" "$scheme://127.0.0.1:$port/v2/"; then
       export "REG_${name}_PORT=$port" "REG_${name}_ADDR=127.0.0.1:$port" \
         "REG_${name}_LOG=$dir/log" "REG_${name}_URL=$scheme://127.0.0.1:$port"
       if [ "$tls" = tls ]; then
@@ -299,9 +300,11 @@ start_registry() {
   return 1
 }
 
-_h_probe_registry() { # PID URL [STATUS: 200 unless told, 401 for a registry with auth]
+_h_probe_registry() { # PID URL (a registry with authentication answers 401: up too)
+  local code
   kill -0 "$1" 2>/dev/null &&
-    [ "$(curl -sS --max-time 2 ${TEST_CA_CRT:+--cacert "$TEST_CA_CRT"} -o /dev/null -w '%{http_code}' "$2")" = "${3:-200}" ] &&
+    code=$(curl -sS --max-time 2 ${TEST_CA_CRT:+--cacert "$TEST_CA_CRT"} -o /dev/null -w '%{http_code}' "$2") &&
+    { [ "$code" = 200 ] || { [ -n "${REG_HTPASSWD:-}${REGISTRY_TOKEN_REALM:-}" ] && [ "$code" = 401 ]; }; } &&
     kill -0 "$1" 2>/dev/null
 }
 
@@ -378,7 +381,7 @@ push_image() {
   # --insecure-policy: the host's /etc/containers/policy.json is not ours to rely on.
   # --digestfile: the digest as pushed, no second round trip (the OCI manifest is stored
   # unchanged by distribution 2.8, so it equals the layout's digest too).
-  # PUSH_CREDS=user:password for a registry with auth (start_registry's REGISTRY_HTPASSWD).
+  # PUSH_CREDS=user:password for a registry with auth (start_registry with REG_HTPASSWD or a token realm).
   [ -n "${PUSH_CREDS:-}" ] && tls_args+=(--dest-creds "$PUSH_CREDS")
   timeout 120 skopeo --insecure-policy copy --quiet --retry-times 2 "${tls_args[@]}" \
     --digestfile "$digestfile" "oci:$dir:$tag" "docker://$ref" >&2 || return 1

@@ -436,7 +436,7 @@ fi
 # as containerd's authorizer does with the credentials it is given.
 ex_pass="probe-pass-$$"
 htpasswd -Bbn explain "$ex_pass" > "$H_TMP/explain.htpasswd" 2>/dev/null
-REGISTRY_HTPASSWD="$H_TMP/explain.htpasswd" start_registry EXAUTH
+REG_HTPASSWD="$H_TMP/explain.htpasswd" start_registry EXAUTH
 P=$(ex_addr EXAUTH)
 PUSH_CREDS="explain:$ex_pass" push_image "$ex_img" 1 "$P/priv:1" >/dev/null
 R=$(ex_root)

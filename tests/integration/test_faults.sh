@@ -25,8 +25,11 @@ check "the daemon applies the state with credentials in it" wait_until 10 test -
 "$AGENT" validate --root "$F" --json > "$H_TMP/validate.json" 2>&1
 "$AGENT" apply --root "$F" --json --dry-run > "$H_TMP/apply.json" 2>&1
 "$AGENT" status --root "$F" --json > "$H_TMP/status.json" 2>&1
-check "no credential appears in logs, status, metrics, JSON output or written files" lacks 'S3cr3t-Pa55w0rd|QmFzZTY0U2VjcmV0|T0k3n-V4lue' "$H_TMP/faults.log" "$H_TMP/validate.json" "$H_TMP/apply.json" "$H_TMP/status.json" "$F/etc/containerd" "$F/var" "$F/run"
-check "and the warning says they are not written" grep -q 'credentials for 127.0.0.1:5999 are not written by this version' "$H_TMP/faults.log"
+# Issue 15: the credentials are written for containerd, into config.toml made 0600; every other
+# written file, and every file others could read, is checked for them.
+check "the credentials are written into containerd's config.toml, mode 0600" wait_until 10 bash -c "grep -q 'S3cr3t-Pa55w0rd' '$F/etc/containerd/config.toml' && [ \"\$(stat -c %a '$F/etc/containerd/config.toml')\" = 600 ]"
+f_readable=$(find "$F" -type f -perm /044 ! -path "$F/etc/mirror-agent/*")
+check "no credential appears in logs, status, metrics, JSON output, hosts.toml or any written file others can read" lacks 'S3cr3t-Pa55w0rd|QmFzZTY0U2VjcmV0|T0k3n-V4lue' "$H_TMP/faults.log" "$H_TMP/validate.json" "$H_TMP/apply.json" "$H_TMP/status.json" "$F/etc/containerd/certs.d" "$F/run" $f_readable
 
 # absent_or_whole FILE: FILE does not exist, or it is a whole hosts.toml: not empty (an empty
 # file parses as valid TOML), valid TOML, and with the [host."..."] table and the header every

@@ -53,6 +53,11 @@ final class Daemon {
     /// containerd's config.toml and its imports (paths on this machine): a change by anyone is
     /// checked by a pass (fixed where needed, and a restart planned if containerd runs older).
     var containerdConfigFiles: Set<String> = []
+    /// Directories holding the secret files credentials are read from (paths on this machine):
+    /// any event in one (a file rewritten, renamed over, a Secret mount's `..data` swapped) starts
+    /// a pass, which reads the files again. Kept from the last valid pass while the input is
+    /// invalid, so fixing a secret file is noticed too.
+    var secretDirectories: Set<String> = []
 
     // Mirror health.
     var prober: MirrorProber?
@@ -339,8 +344,9 @@ final class Daemon {
     private func watchEverything() {
         // /etc is watched for /etc/mirror-agent itself appearing or being replaced.
         let configDirectories = Set(containerdConfigFiles.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) })
-        let tls = Set(tlsSourceDirectories).subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories)
-        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted() + tls.sorted())
+        let secrets = secretDirectories.subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories)
+        let tls = Set(tlsSourceDirectories).subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories).subtracting(secrets)
+        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted() + secrets.sorted() + tls.sorted())
     }
 
     /// Sorts pending file events into desired-state changes and changes to managed files.
@@ -369,6 +375,9 @@ final class Daemon {
                     desiredChanged = true
                     read = event.name.isEmpty || DesiredStateLoader.isDesiredStateName(event.name) || path == root.path(DesiredStateLoader.mainFile)
                 }
+            } else if secretDirectories.contains(event.directory) || secretDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+                // A secret file rotated (or its directory replaced): read the credentials again.
+                desiredChanged = true
             } else if desired.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 // A desired-state directory itself appeared, went away or was replaced.
                 desiredChanged = true
@@ -595,11 +604,18 @@ final class Daemon {
             let loaded = try? ContainerdConfigFiles.load(settings.containerd.configFile, root: root)
             configFiles = Set((loaded?.files.map(\.hostPath) ?? [settings.containerd.configFile]).map { root.path($0) })
         }
+        let secrets = Set(result.model.credentials.flatMap(\.files).map { path in
+            let onHost = root.path(path)
+            return String(onHost[..<(onHost.lastIndex(of: "/") ?? onHost.startIndex)])
+        })
         let tlsDirectories = Set(result.plan.tlsSourceFiles.map { root.path($0) }.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) }).sorted()
-        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || tlsDirectories != tlsSourceDirectories {
+        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || tlsDirectories != tlsSourceDirectories
+            || secrets != secretDirectories
+        {
             tlsSourceDirectories = tlsDirectories
             outputDirectories = directories.sorted()
             containerdConfigFiles = configFiles
+            secretDirectories = secrets
             watchEverything()
         }
         return changes.map { root.path($0.path) }

@@ -30,7 +30,7 @@ struct ExplainCommand: ParsableCommand {
     var runtime: Runtime?
     @Option(name: .long, help: "containerd's main config file (a host path).")
     var containerdConfig = "/etc/containerd/config.toml"
-    @Flag(name: .long, help: "Ask each endpoint in order for the manifest, as the runtime would (no credentials), and time it.")
+    @Flag(name: .long, help: "Ask each endpoint in order for the manifest, as the runtime would (credentials from the desired state's k3s configs.<host>.auth, Basic or a Bearer token), and time it.")
     var probe = false
     @Flag(name: .long, help: "Print JSON (a list, one explanation per runtime).")
     var json = false
@@ -77,6 +77,15 @@ struct ExplainCommand: ParsableCommand {
         if probe {
             let agentProbe = settings.probe
             let unprobed = explanations
+            // Credentials as the agent's desired state holds them (k3s `configs.<host>.auth`),
+            // keyed by host; never printed.
+            var found: [String: ProbeCredentials] = [:]
+            for entry in DesiredStateLoader.load(root: root, settings: settings).model.credentials {
+                if let c = ProbeCredentials(entry) { found[entry.host] = c }
+            }
+            if let hub = found["registry-1.docker.io"], found["docker.io"] == nil { found["docker.io"] = hub }
+            if let hub = found["docker.io"], found["registry-1.docker.io"] == nil { found["registry-1.docker.io"] = hub }
+            let credentials = found
             explanations = runBlocking { () async -> [Explanation] in
                 let prober = MirrorProber(settings: probeSettings(agentProbe), root: root)
                 var done: [Explanation] = []
@@ -87,9 +96,11 @@ struct ExplainCommand: ParsableCommand {
                         // containers/image's insecure skips verification, as skip_verify does.
                         if request.endpoint.insecure { tls.skipVerify = true }
                         for url in request.urls {
-                            let answer = await prober.manifest(url: url, method: request.method, accept: request.accept, tls: tls)
+                            let host = URLComponents(string: url).flatMap { u in u.host.map { h in u.port.map { "\(h):\($0)" } ?? h } } ?? request.endpoint.host
+                            let answer = await prober.manifest(
+                                url: url, method: request.method, accept: request.accept, tls: tls, credentials: credentials[host] ?? credentials[request.endpoint.host])
                             let serves = answer.status == 200
-                            steps.append(.init(url: url, status: answer.status, error: answer.error, seconds: answer.seconds, serves: serves))
+                            steps.append(.init(url: url, status: answer.status, error: answer.error, seconds: answer.seconds, serves: serves, auth: answer.auth))
                             if serves { break requests }
                             if answer.status != nil { break }  // an answer: no http fallback
                         }

@@ -65,6 +65,20 @@ public struct ContainerdExplainer {
             return result
         }
         result.facts.append(.init("config_path = \"\(configPath)\" (CRI images plugin)", file: configDump == nil ? configPathCheck?.file : "containerd config dump", line: configPathCheck?.line))
+        // Beside config_path, the deprecated `mirrors` (and on 1.x `configs.<host>.tls`) fail the
+        // CRI plugin's config validation: the plugin does not load and no CRI pull happens at all
+        // (ValidatePluginConfig on 1.x, ValidateImageConfig on 2.x).
+        let legacyMirrorsSet = prerequisites.checks.contains { $0.name == "legacy_registry_mirrors" && $0.status == .wrong }
+        let legacyTLSSet = prerequisites.containerdMajor < 2 && prerequisites.checks.contains { $0.name == "legacy_registry_configs_tls" && $0.status == .wrong }
+        if legacyMirrorsSet || legacyTLSSet {
+            let what = legacyMirrorsSet ? "`mirrors`" : "`configs.tls`"
+            let check = prerequisites.checks.first { $0.name == (legacyMirrorsSet ? "legacy_registry_mirrors" : "legacy_registry_configs_tls") }
+            result.warnings.append(
+                .init("the CRI plugin does not load (\"\(what) cannot be set when `config_path` is provided\"): every CRI pull fails; move them into hosts.toml (`mirror-agent apply` does)",
+                    file: configDump == nil ? check?.file : "containerd config dump", line: check?.line))
+            result.finish()
+            return result
+        }
         var roots = configPath.split(separator: ":").map(String.init)
         if roots.count > 1 && prerequisites.criPullsThroughTransferService {
             // 2.1+ without use_local_image_pull: CRI PullImage goes through the transfer service,
@@ -294,7 +308,7 @@ public struct ContainerdExplainer {
         result.facts.append(.init("deprecated registry.mirrors.\"\(entry.host)\" applies", file: entry.location.file, line: entry.location.line))
         var upstreamListed = false
         for url in entry.endpoints {
-            var e = endpoint(server: url, config: TOMLTable(), directory: "/", role: "mirror", file: entry.location.file, line: entry.location.line)
+            var e = legacyEndpoint(url, file: entry.location.file, line: entry.location.line)
             if e.host == reference.domain || (reference.domain == "docker.io" && e.host == "registry-1.docker.io") {
                 e.role = "upstream"
                 upstreamListed = true
@@ -303,6 +317,26 @@ public struct ContainerdExplainer {
         }
         if !upstreamListed { result.endpoints.append(upstream(reference.domain, tls: [])) }
         filter(&result)
+    }
+}
+
+extension ContainerdExplainer {
+    /// One `endpoint` of the deprecated registry.mirrors, as the CRI plugin's registryEndpoints
+    /// and registryHosts read it: without a scheme, `http` for a loopback host and `https`
+    /// otherwise (addDefaultScheme); an empty path is `/v2`, any other path is used as written
+    /// (no `/v2` appended); capabilities pull and resolve.
+    func legacyEndpoint(_ written: String, file: String?, line: Int?) -> Explanation.Endpoint {
+        var scheme = "", rest = Substring(written)
+        if let sep = written.range(of: "://") {
+            scheme = String(written[..<sep.lowerBound])
+            rest = written[sep.upperBound...]
+        }
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let host = String(rest[..<slash])
+        let path = rest[slash...].isEmpty ? "/v2" : String(rest[slash...])
+        if scheme.isEmpty { scheme = isLocalhost(host) ? "http" : "https" }
+        return Explanation.Endpoint(
+            url: "\(scheme)://\(host)\(path)", host: host, role: "mirror", capabilities: ["pull", "resolve"], file: file, line: line)
     }
 }
 

@@ -145,12 +145,15 @@ public struct Explanation: Sendable, Codable, Equatable {
         public var error: String?
         public var seconds: Double
         public var serves: Bool
-        public init(url: String, status: Int?, error: String?, seconds: Double, serves: Bool) {
+        /// How the request was authorized ("basic", "bearer token from <host>"...); no secret.
+        public var auth: String?
+        public init(url: String, status: Int?, error: String?, seconds: Double, serves: Bool, auth: String? = nil) {
             self.url = url
             self.status = status
             self.error = error
             self.seconds = seconds
             self.serves = serves
+            self.auth = auth
         }
     }
 
@@ -206,10 +209,10 @@ extension Explanation {
             }
             out += "first endpoint asked: \(firstEndpoint?.url ?? "none")\n"
             if let probe {
-                out += "probe (manifest request, no credentials):\n"
+                out += "probe (manifest request, as the runtime makes it):\n"
                 for step in probe {
                     let answer = step.status.map { "HTTP \($0)" } ?? (step.error ?? "no answer")
-                    out += "  \(step.url)  \(answer)  \(String(format: "%.3f", step.seconds)) s\(step.serves ? "  <- serves this pull" : "")\n"
+                    out += "  \(step.url)  \(answer)\(step.auth.map { " (\($0))" } ?? "")  \(String(format: "%.3f", step.seconds)) s\(step.serves ? "  <- serves this pull" : "")\n"
                 }
                 if !probe.contains(where: \.serves) { out += "  no endpoint serves this manifest\n" }
             }

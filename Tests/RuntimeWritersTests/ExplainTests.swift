@@ -168,6 +168,38 @@ final class ExplainTests: ScratchRootTestCase {
             ],
             reference: "nginx", first: "http://127.0.0.1:5010/v2", warning: "deprecated registry.mirrors"),
         Case(
+            name: "legacy registry.mirrors: an endpoint without a scheme on a loopback host is http, a path is kept as written",
+            files: [
+                "/etc/containerd/config.toml": """
+                version = 2
+                [plugins."io.containerd.grpc.v1.cri".registry.mirrors."quay.io"]
+                  endpoint = ["127.0.0.1:5014/cache", "mirror.example"]
+                """
+            ],
+            reference: "quay.io/a/b:1", first: "http://127.0.0.1:5014/cache", warning: "deprecated registry.mirrors"),
+        Case(
+            name: "legacy registry.mirrors: \"*\" applies to a registry without its own entry; https for a DNS name",
+            files: [
+                "/etc/containerd/config.toml": """
+                version = 2
+                [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
+                  endpoint = ["http://127.0.0.1:5015"]
+                [plugins."io.containerd.grpc.v1.cri".registry.mirrors."*"]
+                  endpoint = ["mirror.example"]
+                """
+            ],
+            reference: "quay.io/a/b:1", first: "https://mirror.example/v2", warning: "deprecated registry.mirrors"),
+        Case(
+            name: "legacy registry.mirrors on 2.x: under the CRI images plugin of a version-3 file",
+            files: [
+                "/etc/containerd/config.toml": """
+                version = 3
+                [plugins."io.containerd.cri.v1.images".registry.mirrors."docker.io"]
+                  endpoint = ["http://127.0.0.1:5016"]
+                """
+            ],
+            reference: "nginx", containerdVersion: "2.1.9", first: "http://127.0.0.1:5016/v2", warning: "deprecated registry.mirrors"),
+        Case(
             name: "trap: legacy registry.mirrors beside config_path",
             files: [
                 "/etc/containerd/config.toml": """
@@ -179,7 +211,33 @@ final class ExplainTests: ScratchRootTestCase {
                 """,
                 "/etc/containerd/certs.d/docker.io/hosts.toml": "[host.\"http://127.0.0.1:5011\"]\n",
             ],
-            reference: "nginx", first: "http://127.0.0.1:5011/v2", warning: "fail to load"),
+            reference: "nginx", first: nil, warning: "the CRI plugin does not load"),
+        Case(
+            name: "trap: legacy registry.configs.<host>.tls beside config_path on 1.x: the CRI plugin does not load",
+            files: [
+                "/etc/containerd/config.toml": """
+                version = 2
+                [plugins."io.containerd.grpc.v1.cri".registry]
+                  config_path = "/etc/containerd/certs.d"
+                [plugins."io.containerd.grpc.v1.cri".registry.configs."docker.io".tls]
+                  insecure_skip_verify = true
+                """,
+                "/etc/containerd/certs.d/docker.io/hosts.toml": "[host.\"http://127.0.0.1:5011\"]\n",
+            ],
+            reference: "nginx", containerdVersion: "1.7.24", first: nil, warning: "`configs.tls` cannot be set"),
+        Case(
+            name: "legacy registry.configs.<host>.tls beside config_path on 2.1: loads, hosts.toml applies",
+            files: [
+                "/etc/containerd/config.toml": """
+                version = 3
+                [plugins."io.containerd.cri.v1.images".registry]
+                  config_path = "/etc/containerd/certs.d"
+                [plugins."io.containerd.cri.v1.images".registry.configs."docker.io".tls]
+                  insecure_skip_verify = true
+                """,
+                "/etc/containerd/certs.d/docker.io/hosts.toml": "[host.\"http://127.0.0.1:5011\"]\n",
+            ],
+            reference: "nginx", containerdVersion: "2.1.9", first: "http://127.0.0.1:5011/v2"),
         Case(
             name: "trap: a CA file that does not exist",
             files: [

@@ -273,6 +273,12 @@ start_registry() {
         echo "auth:"
         echo "  htpasswd: {realm: mirror-agent-test, path: \"$REG_HTPASSWD\"}"
       fi
+      # REGISTRY_TOKEN_REALM=URL REGISTRY_TOKEN_CERT=PEM: Bearer tokens from that realm (issuer
+      # explain-token-issuer, service mirror-agent-harness; tests/integration/token_service.py).
+      if [ -n "${REGISTRY_TOKEN_REALM:-}" ]; then
+        echo "auth:"
+        echo "  token: {realm: \"$REGISTRY_TOKEN_REALM\", service: mirror-agent-harness, issuer: explain-token-issuer, rootcertbundle: \"$REGISTRY_TOKEN_CERT\"}"
+      fi
     } > "$dir/config.yml"
     _h_spawn "$dir/log" docker-registry serve "$dir/config.yml"
     local pid=$H_LAST_PID
@@ -298,7 +304,7 @@ _h_probe_registry() { # PID URL (a registry with authentication answers 401: up 
   local code
   kill -0 "$1" 2>/dev/null &&
     code=$(curl -sS --max-time 2 ${TEST_CA_CRT:+--cacert "$TEST_CA_CRT"} -o /dev/null -w '%{http_code}' "$2") &&
-    { [ "$code" = 200 ] || { [ -n "${REG_HTPASSWD:-}" ] && [ "$code" = 401 ]; }; } &&
+    { [ "$code" = 200 ] || { [ -n "${REG_HTPASSWD:-}${REGISTRY_TOKEN_REALM:-}" ] && [ "$code" = 401 ]; }; } &&
     kill -0 "$1" 2>/dev/null
 }
 
@@ -375,6 +381,8 @@ push_image() {
   # --insecure-policy: the host's /etc/containers/policy.json is not ours to rely on.
   # --digestfile: the digest as pushed, no second round trip (the OCI manifest is stored
   # unchanged by distribution 2.8, so it equals the layout's digest too).
+  # PUSH_CREDS=user:password for a registry with auth (start_registry with REG_HTPASSWD or a token realm).
+  [ -n "${PUSH_CREDS:-}" ] && tls_args+=(--dest-creds "$PUSH_CREDS")
   timeout 120 skopeo --insecure-policy copy --quiet --retry-times 2 "${tls_args[@]}" \
     --digestfile "$digestfile" "oci:$dir:$tag" "docker://$ref" >&2 || return 1
   cat "$digestfile"; echo

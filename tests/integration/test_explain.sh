@@ -429,3 +429,73 @@ if [ "$EX_JUDGE" = cri ]; then
   }
   check "explain --probe containerd (cri): the mirror lacks the image, the upstream serves" ex_probe_cri
 fi
+
+# --- --probe with credentials: k3s configs.<host>.auth from the desired state, Basic ----------------
+# Debian's docker-registry with htpasswd: every request without credentials is 401 with a Basic
+# challenge. The probe asks anonymously, then with the desired state's credentials for that host,
+# as containerd's authorizer does with the credentials it is given.
+ex_pass="probe-pass-$$"
+htpasswd -Bbn explain "$ex_pass" > "$H_TMP/explain.htpasswd" 2>/dev/null
+REG_HTPASSWD="$H_TMP/explain.htpasswd" start_registry EXAUTH
+P=$(ex_addr EXAUTH)
+PUSH_CREDS="explain:$ex_pass" push_image "$ex_img" 1 "$P/priv:1" >/dev/null
+R=$(ex_root)
+hosts "$R" "$U" <<<"[host.\"http://$P\"]"
+mkdir -p "$R/etc/mirror-agent/mirrors.d"
+# ex_auth_served: the registry with auth answered the probe's manifest request with 200.
+ex_auth_served() { registry_log_has EXAUTH "\"HEAD /v2/priv/manifests/1?ns=$U HTTP/1.1\" 200"; }
+check "control: without credentials the probe gets 401 from the registry with auth" \
+  bash -c "'$AGENT' explain --probe --root '$R' --runtime containerd '$U/priv:1' | grep -q 'http://$P/v2/priv/manifests/1?ns=$U  HTTP 401 (Basic challenge, no credentials for this host)'"
+check "control: and the registry never answered it with 200" lacks "\"HEAD /v2/priv/manifests/1\\?ns=$U HTTP/1.1\" 200" "$REG_EXAUTH_LOG"
+cat > "$R/etc/mirror-agent/mirrors.d/k3s.yaml" <<YAML
+configs:
+  "$P":
+    auth:
+      username: explain
+      password: $ex_pass
+YAML
+ex_probe_auth() {
+  local predicted
+  predicted=$(ex_probe_serves --root "$R" --runtime containerd "$U/priv:1")
+  ex_compare "$predicted" "$(ex_auth_served && echo "$P" || echo none)"
+}
+check "explain --probe with k3s configs.<host>.auth: Basic, the registry with auth serves (its log: 200)" ex_probe_auth
+check "and says how it authenticated" bash -c "'$AGENT' explain --probe --root '$R' --runtime containerd '$U/priv:1' | grep -q 'HTTP 200 (basic)'"
+# ex_no_secret REF: neither the text nor the JSON of explain --probe holds the password.
+ex_no_secret() { output_lacks "$ex_pass" "$AGENT" explain --probe --root "$R" "$1" && output_lacks "$ex_pass" "$AGENT" explain --probe --json --root "$R" "$1"; }
+check "the password is in no output of explain (text or JSON)" ex_no_secret "$U/priv:1"
+
+# --- --probe with credentials: a Bearer challenge, the token from the realm ------------------------
+# docker-registry with `auth: token`: a 401 names the realm (tests/integration/token_service.py,
+# which issues RS256 JWTs only to the Basic credentials it knows); the probe fetches a token there
+# with the desired state's credentials for the registry's host, as containerd's authorizer does,
+# and asks again with it. The registry verifies the token against the service's certificate.
+ex_tdir="$H_TMP/token-service"; mkdir -p "$ex_tdir"
+ex_tport=$(free_port)
+_h_spawn "$ex_tdir/log" /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/token_service.py" "$ex_tdir" "$ex_tport" explain-token-issuer mirror-agent-harness explain "$ex_pass"
+wait_until 20 test -s "$ex_tdir/cert.pem"
+REGISTRY_TOKEN_REALM="http://127.0.0.1:$ex_tport/token" REGISTRY_TOKEN_CERT="$ex_tdir/cert.pem" start_registry EXTOKEN
+T=$(ex_addr EXTOKEN)
+PUSH_CREDS="explain:$ex_pass" push_image "$ex_img" 1 "$T/bpriv:1" >/dev/null || echo "# push to the token registry failed"
+R=$(ex_root)
+hosts "$R" "$U" <<<"[host.\"http://$T\"]"
+mkdir -p "$R/etc/mirror-agent/mirrors.d"
+ex_token_served() { registry_log_has EXTOKEN "\"HEAD /v2/bpriv/manifests/1?ns=$U HTTP/1.1\" 200"; }
+check "control: without credentials the token service refuses, the registry answers 401" \
+  bash -c "'$AGENT' explain --probe --root '$R' --runtime containerd '$U/bpriv:1' | grep -q 'http://$T/v2/bpriv/manifests/1?ns=$U  HTTP 401 (anonymous bearer token from 127.0.0.1 refused (HTTP 401))'"
+check "control: and the registry never answered it with 200" lacks "\"HEAD /v2/bpriv/manifests/1\\?ns=$U HTTP/1.1\" 200" "$REG_EXTOKEN_LOG"
+cat > "$R/etc/mirror-agent/mirrors.d/k3s.yaml" <<YAML
+configs:
+  "$T":
+    auth:
+      username: explain
+      password: $ex_pass
+YAML
+ex_probe_token() {
+  local predicted
+  predicted=$(ex_probe_serves --root "$R" --runtime containerd "$U/bpriv:1")
+  ex_compare "$predicted" "$(ex_token_served && echo "$T" || echo none)"
+}
+check "explain --probe on a Bearer challenge: a token from the realm, the registry serves (its log: 200)" ex_probe_token
+check "and says where the token came from" bash -c "'$AGENT' explain --probe --root '$R' --runtime containerd '$U/bpriv:1' | grep -q 'HTTP 200 (bearer token from 127.0.0.1)'"
+check "the password is in no output of explain (text or JSON)" ex_no_secret "$U/bpriv:1"

@@ -249,7 +249,7 @@ public struct CRIOAuthRenderer: Sendable {
 
     public func render(_ model: MirrorModel) -> RenderResult {
         var result = RenderResult()
-        var entries: [String: String] = [:]
+        var entries: [String: [String: String]] = [:]
         var origins: [SourceLocation] = []
         for credentials in model.credentials.sorted(by: { $0.host < $1.host }) {
             guard let entry = Self.entry(credentials) else {
@@ -262,10 +262,11 @@ public struct CRIOAuthRenderer: Sendable {
         // k3s: configs."registry-1.docker.io" also serves docker.io unless docker.io has its own.
         if let hub = entries["registry-1.docker.io"], entries["docker.io"] == nil { entries["docker.io"] = hub }
         guard !entries.isEmpty else { return result }
-        var json = "{\n  \"auths\": {\n"
-        json += entries.sorted { $0.key < $1.key }.map { "    \(Self.jsonString($0.key)): \($0.value)" }.joined(separator: ",\n")
-        json += "\n  }\n}\n"
-        var auth = RenderedFile(baseDirectory: AtomicWriter.split(hostPath: Self.authFile).directory, relativePath: AtomicWriter.split(hostPath: Self.authFile).name, contents: json, mode: 0o600, runtime: .crio)
+        // Foundation's JSON writer escapes every value; sorted keys keep the file stable.
+        guard let encoded = try? JSONSerialization.data(withJSONObject: ["auths": entries], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]),
+            let json = String(data: encoded, encoding: .utf8)
+        else { return result }
+        var auth = RenderedFile(baseDirectory: AtomicWriter.split(hostPath: Self.authFile).directory, relativePath: AtomicWriter.split(hostPath: Self.authFile).name, contents: json + "\n", mode: 0o600, runtime: .crio)
         auth.secret = true
         result.files.append(auth)
 
@@ -293,42 +294,22 @@ public struct CRIOAuthRenderer: Sendable {
         return result
     }
 
-    /// One `auths` entry (a JSON object), or nil when there is nothing to write.
-    static func entry(_ credentials: HostCredentials) -> String? {
-        var fields: [String] = []
+    /// One `auths` entry (the fields of its JSON object), or nil when there is nothing to write.
+    static func entry(_ credentials: HostCredentials) -> [String: String]? {
+        var fields: [String: String] = [:]
         if let auth = credentials.auth?.value, !auth.isEmpty {
-            fields.append("\"auth\": \(jsonString(auth))")
+            fields["auth"] = auth
         } else if credentials.username != nil || credentials.password != nil {
             let pair = (credentials.username ?? "") + ":" + (credentials.password?.value ?? "")
-            fields.append("\"auth\": \(jsonString(Data(pair.utf8).base64EncodedString()))")
+            fields["auth"] = Data(pair.utf8).base64EncodedString()
         }
         if let token = credentials.identityToken?.value, !token.isEmpty {
             // containers/image reads an identity token only next to an `auth` that decodes to
             // "user:..."; Docker uses the user "<token>".
-            if fields.isEmpty { fields.append("\"auth\": \(jsonString(Data("<token>:".utf8).base64EncodedString()))") }
-            fields.append("\"identitytoken\": \(jsonString(token))")
+            if fields.isEmpty { fields["auth"] = Data("<token>:".utf8).base64EncodedString() }
+            fields["identitytoken"] = token
         }
-        return fields.isEmpty ? nil : "{ " + fields.joined(separator: ", ") + " }"
-    }
-
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        return fields.isEmpty ? nil : fields
     }
 
     /// `[crio.image] global_auth_file` as CRI-O's files set it, our own drop-in left out.

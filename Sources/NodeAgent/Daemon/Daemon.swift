@@ -47,17 +47,15 @@ final class Daemon {
     var settingsProblem: (full: String, public: String)?
     var runtimeHistory: [String: (RuntimeActionReport, Date)] = [:]
     var outputDirectories: [String] = []
-    /// Directories of the TLS files the certs.d copies come from (paths on this machine): a
-    /// change there (a rotated CA or certificate) re-renders the copies.
-    var tlsSourceDirectories: [String] = []
     /// containerd's config.toml and its imports (paths on this machine): a change by anyone is
     /// checked by a pass (fixed where needed, and a restart planned if containerd runs older).
     var containerdConfigFiles: Set<String> = []
-    /// Directories holding the secret files credentials are read from (paths on this machine):
-    /// any event in one (a file rewritten, renamed over, a Secret mount's `..data` swapped) starts
-    /// a pass, which reads the files again. Kept from the last valid pass while the input is
-    /// invalid, so fixing a secret file is noticed too.
-    var secretDirectories: Set<String> = []
+    /// Directories of the files the desired state refers to (paths on this machine): secret files
+    /// credentials are read from, and the TLS files the certs.d copies come from. Any event in one
+    /// (a file rewritten, renamed over, a Secret mount's `..data` swapped) starts a pass, which
+    /// reads them again. Kept from the last valid pass while the input is invalid, so fixing a
+    /// secret file is noticed too.
+    var referencedDirectories: Set<String> = []
 
     // Mirror health.
     var prober: MirrorProber?
@@ -344,9 +342,8 @@ final class Daemon {
     private func watchEverything() {
         // /etc is watched for /etc/mirror-agent itself appearing or being replaced.
         let configDirectories = Set(containerdConfigFiles.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) })
-        let secrets = secretDirectories.subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories)
-        let tls = Set(tlsSourceDirectories).subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories).subtracting(secrets)
-        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted() + secrets.sorted() + tls.sorted())
+        let referenced = referencedDirectories.subtracting(outputDirectories).subtracting(desiredDirectories).subtracting(configDirectories)
+        watcher.watch(desiredDirectories + outputDirectories + configDirectories.subtracting(outputDirectories).sorted() + referenced.sorted())
     }
 
     /// Sorts pending file events into desired-state changes and changes to managed files.
@@ -356,7 +353,6 @@ final class Daemon {
         let desired = desiredDirectories
         var desiredChanged = false
         var outputChanged: Set<String> = []
-        var tlsSourcesChanged = false
         var seen: PassTiming.Change?
         let events = watcher.read()
         if events.contains(where: { $0.mask & UInt32(IN_Q_OVERFLOW) != 0 }) {
@@ -375,9 +371,6 @@ final class Daemon {
                     desiredChanged = true
                     read = event.name.isEmpty || DesiredStateLoader.isDesiredStateName(event.name) || path == root.path(DesiredStateLoader.mainFile)
                 }
-            } else if secretDirectories.contains(event.directory) || secretDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
-                // A secret file rotated (or its directory replaced): read the credentials again.
-                desiredChanged = true
             } else if desired.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 // A desired-state directory itself appeared, went away or was replaced.
                 desiredChanged = true
@@ -391,8 +384,9 @@ final class Daemon {
                 if !policy.actionInFlight || attributesOnly { outputChanged.insert(path) }
             } else if outputDirectories.contains(event.directory) || outputDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 outputChanged.insert(path)
-            } else if tlsSourceDirectories.contains(event.directory) || tlsSourceDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
-                tlsSourcesChanged = true
+            } else if referencedDirectories.contains(event.directory) || referencedDirectories.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
+                // A secret or TLS file rotated (or its directory replaced): read them again.
+                desiredChanged = true
             } else {
                 continue
             }
@@ -400,7 +394,7 @@ final class Daemon {
         }
         // New input is tried at once when complete (else after the debounce), one more pass per
         // burst (the policy's PassTiming); drift waits for a retry that is due.
-        feed(.filesChanged(input: desiredChanged || tlsSourcesChanged, drift: outputChanged, change: seen, at: monotonicNow))
+        feed(.filesChanged(input: desiredChanged, drift: outputChanged, change: seen, at: monotonicNow))
     }
 
     /// `request` is the number `mirror-agent reload` sent with SIGHUP; the status file echoes it
@@ -608,18 +602,14 @@ final class Daemon {
             let loaded = try? ContainerdConfigFiles.load(settings.containerd.configFile, root: root)
             configFiles = Set((loaded?.files.map(\.hostPath) ?? [settings.containerd.configFile]).map { root.path($0) })
         }
-        let secrets = Set(result.model.credentials.flatMap(\.files).map { path in
+        let referenced = Set((result.model.credentials.flatMap(\.files) + result.plan.tlsSourceFiles).map { path in
             let onHost = root.path(path)
             return String(onHost[..<(onHost.lastIndex(of: "/") ?? onHost.startIndex)])
         })
-        let tlsDirectories = Set(result.plan.tlsSourceFiles.map { root.path($0) }.map { String($0[..<($0.lastIndex(of: "/") ?? $0.startIndex)]) }).sorted()
-        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || tlsDirectories != tlsSourceDirectories
-            || secrets != secretDirectories
-        {
-            tlsSourceDirectories = tlsDirectories
+        if directories.sorted() != outputDirectories || configFiles != containerdConfigFiles || referenced != referencedDirectories {
             outputDirectories = directories.sorted()
             containerdConfigFiles = configFiles
-            secretDirectories = secrets
+            referencedDirectories = referenced
             watchEverything()
         }
         return changes.map { root.path($0.path) }

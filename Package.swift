@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "HealthProbe",
             dependencies: [
-                "DesiredState", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "DesiredState", "Diagnostics", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]

@@ -1,6 +1,10 @@
 import DesiredState
 import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HealthProbe
 import RuntimeActions
 import RuntimeWriters

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -85,4 +86,8 @@ int msa_inotify_read(int fd, struct msa_inotify_event *events, int capacity) {
         p += sizeof(struct inotify_event) + e->len;
     }
     return count;
+}
+
+int msa_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0) == 0 ? 0 : -errno;
 }

@@ -1,5 +1,9 @@
 import DesiredState
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An endpoint's health over rounds, with hysteresis: declared down after `failureThreshold`
 /// failures in a row, up again after `successThreshold` successes in a row, so one lost probe

@@ -1,6 +1,11 @@
 import AsyncHTTPClient
 import DesiredState
+import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOHTTP1
 
 /// One manifest request, as a runtime makes it (for `explain --probe`): the answer's status, or
@@ -48,14 +53,14 @@ struct AuthChallenge: Equatable {
 
     /// The first challenge of a header value (`Bearer realm="...",service="...",scope="..."`).
     static func parse(_ header: String) -> AuthChallenge? {
-        let text = header.trimmingCharacters(in: .whitespaces)
+        let text = header.trimmingWhitespace()
         guard let space = text.firstIndex(of: " ") else { return text.isEmpty ? nil : AuthChallenge(scheme: text.lowercased(), parameters: [:]) }
         var parameters: [String: String] = [:]
         var rest = text[text.index(after: space)...]
         while !rest.isEmpty {
             rest = rest.drop { $0 == " " || $0 == "," }
             guard let eq = rest.firstIndex(of: "=") else { break }
-            let key = rest[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
+            let key = rest[..<eq].trimmingWhitespace().lowercased()
             rest = rest[rest.index(after: eq)...]
             var value = ""
             if rest.first == "\"" {
@@ -72,7 +77,7 @@ struct AuthChallenge: Equatable {
                 rest = end < rest.endIndex ? rest[rest.index(after: end)...] : rest[rest.endIndex...]
             } else {
                 let end = rest.firstIndex(of: ",") ?? rest.endIndex
-                value = rest[..<end].trimmingCharacters(in: .whitespaces)
+                value = rest[..<end].trimmingWhitespace()
                 rest = rest[end...]
             }
             parameters[key] = value
@@ -118,8 +123,8 @@ extension MirrorProber {
                     let tokenAnswer = try await send(url: tokenURL, method: "GET", accept: ["application/json"], tls: tls, authorization: credentials?.basic, collectBody: true)
                     let who = credentials == nil ? "anonymous bearer token" : "bearer token"
                     guard tokenAnswer.status == 200, let body = tokenAnswer.body,
-                        let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
-                        let token = (json["token"] as? String) ?? (json["access_token"] as? String), !token.isEmpty
+                        let json = try? JSONDecoder().decode(TokenAnswer.self, from: body),
+                        let token = json.token ?? json.accessToken, !token.isEmpty
                     else {
                         answer.auth = "\(who) from \(realmHost) refused (HTTP \(tokenAnswer.status))"
                         break
@@ -152,5 +157,23 @@ extension MirrorProber {
         let response = try await client.execute(request, timeout: .nanoseconds(Self.nanoseconds(settings.timeout)))
         let body = try? await response.body.collect(upTo: 4 << 20)
         return (Int(response.status.code), response.headers.first(name: "WWW-Authenticate"), collectBody ? body.map { Data($0.readableBytesView) } : nil)
+    }
+}
+
+/// A token endpoint's answer: `token` or `access_token` (the distribution spec allows both); a
+/// field of another type counts as absent, as it did when the answer was read as a dictionary.
+struct TokenAnswer: Decodable {
+    var token: String?
+    var accessToken: String?
+
+    enum CodingKeys: String, CodingKey {
+        case token
+        case accessToken = "access_token"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        token = try? container.decodeIfPresent(String.self, forKey: .token)
+        accessToken = try? container.decodeIfPresent(String.self, forKey: .accessToken)
     }
 }

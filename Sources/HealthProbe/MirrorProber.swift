@@ -1,6 +1,10 @@
 import AsyncHTTPClient
 import DesiredState
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOCore
 import NIOSSL
 

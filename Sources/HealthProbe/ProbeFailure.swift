@@ -1,5 +1,10 @@
 import AsyncHTTPClient
+import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -75,7 +80,7 @@ public enum ProbeFailure: Sendable, Equatable {
     static func short(_ d: Duration) -> String {
         let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
         if ms % 1000 == 0 { return "\(ms / 1000)s" }
-        if ms > 1000 { return String(format: "%.1fs", Double(ms) / 1000) }
+        if ms > 1000 { return formatDouble("%.1fs", Double(ms) / 1000) }
         return "\(ms)ms"
     }
 
@@ -259,7 +264,7 @@ public enum ProbeFailureMapping {
             name = String(name.dropFirst(prefix.count))
             break
         }
-        return name.lowercased().replacingOccurrences(of: "_", with: " ") + " alert"
+        return String(name.lowercased().map { $0 == "_" ? " " : $0 }) + " alert"
     }
 }
 

@@ -1,6 +1,11 @@
 import DesiredState
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOSSL
+import Synchronization
 
 /// The certificates a probe round trusts and presents, all read through the host root with the
 /// agent's own bounded reads (NIOSSL never opens a file itself: a missing or unreadable file is
@@ -127,19 +132,14 @@ public struct TrustMaterial: Sendable {
     }
 }
 
-final class ConfigurationCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [TLSSettings: Result<TLSConfiguration, ProbeLocalError>] = [:]
+final class ConfigurationCache: Sendable {
+    private let entries = Mutex<[TLSSettings: Result<TLSConfiguration, ProbeLocalError>]>([:])
 
     func get(_ key: TLSSettings) -> Result<TLSConfiguration, ProbeLocalError>? {
-        lock.lock()
-        defer { lock.unlock() }
-        return entries[key]
+        entries.withLock { $0[key] }
     }
 
     func put(_ key: TLSSettings, _ value: Result<TLSConfiguration, ProbeLocalError>) {
-        lock.lock()
-        entries[key] = value
-        lock.unlock()
+        entries.withLock { $0[key] = value }
     }
 }

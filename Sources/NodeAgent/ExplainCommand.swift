@@ -1,7 +1,11 @@
 import AgentCore
 import ArgumentParser
 import DesiredState
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HealthProbe
 import RuntimeWriters
 
@@ -143,15 +147,7 @@ struct ExplainCommand: ParsableCommand {
     static func configDump(_ file: String) -> String? {
         let binary = ["/usr/bin/containerd", "/usr/local/bin/containerd"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let binary else { return nil }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--config", file, "config", "dump"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        guard let run = Subprocess.run(binary, ["--config", file, "config", "dump"]), run.succeeded else { return nil }
+        return String(decoding: run.standardOutput, as: UTF8.self)
     }
 }

@@ -1,6 +1,10 @@
 import DesiredState
 import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The one JSON style of the command line and the status file: sorted keys, ISO 8601 dates.
 func jsonEncoder() -> JSONEncoder {

@@ -1,7 +1,12 @@
 import ArgumentParser
 import DesiredState
+import Diagnostics
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HealthProbe
 
 /// `mirror-agent probe`: one probe round now, over every mirror of the desired state.
@@ -55,7 +60,7 @@ struct ProbeCommand: ParsableCommand {
             print("ENDPOINT".padding(width + 2) + "STATE    STATUS LATENCY  REGISTRIES  CAUSE")
             for r in results {
                 let status = r.status.map(String.init) ?? "-"
-                let latency = String(format: "%.0fms", r.latencySeconds * 1000)
+                let latency = formatDouble("%.0fms", r.latencySeconds * 1000)
                 print(r.id.padding(width + 2) + Self.state(r).padding(9) + status.padding(7) + latency.padding(9) + r.registries.joined(separator: ",") + (r.error.map { "  \($0)" } ?? ""))
             }
             var summary = "\(results.count) endpoint\(results.count == 1 ? "" : "s"): \(up) up, \(results.count - up - unknown) down"

@@ -1,7 +1,11 @@
 import ArgumentParser
 import DesiredState
 import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -80,7 +84,7 @@ struct ReloadCommand: ParsableCommand {
         guard case .success(let report) = StatusReport.read(from: statusPath, root: root), report.pid > 0 else { return nil }
         // The status file may outlive its daemon, and its pid be reused: check what runs there.
         guard let comm = try? String(contentsOfFile: "/proc/\(report.pid)/comm", encoding: .utf8),
-            comm.trimmingCharacters(in: .whitespacesAndNewlines) == "mirror-agent"
+            comm.trimmingWhitespace(newlines: true) == "mirror-agent"
         else { return nil }
         return report.pid
     }

@@ -1,6 +1,14 @@
 import ArgumentParser
 import DesiredState
+import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `mirror-agent status`: what the daemon last did, from its status file.
 struct StatusCommand: ParsableCommand {
@@ -27,12 +35,12 @@ struct StatusCommand: ParsableCommand {
         if json {
             var data = (try? StatusReport.encoder().encode(report)) ?? Data()
             data.append(0x0A)
-            FileHandle.standardOutput.write(data)
+            _ = data.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
         } else {
-            let formatter = ISO8601DateFormatter()
+            let formatter = Date.ISO8601FormatStyle()
             print("status:      \(report.statusLine())")
             print("result:      \(report.result) (generation \(report.generation), pid \(report.pid))")
-            print("last pass:   \(formatter.string(from: report.lastReconcile)) (\(StatusReport.ago(report.lastReconcile, now: Date())))")
+            print("last pass:   \(formatter.format(report.lastReconcile)) (\(StatusReport.ago(report.lastReconcile, now: Date())))")
             if let error = report.error {
                 print("error:       \(error)")
                 // status.json names problems by place and kind only (SECURITY.md); the messages
@@ -57,7 +65,7 @@ struct StatusCommand: ParsableCommand {
                     print("  " + "ENDPOINT".padding(width + 2) + "STATE          LAST CHECK  LATENCY  CAUSE")
                     for p in report.probes {
                         let checked = p.last.map { StatusReport.ago($0.checkedAt, now: Date()) } ?? "never"
-                        let latency = p.last.map { String(format: "%.0fms", $0.latencySeconds * 1000) } ?? "-"
+                        let latency = p.last.map { formatDouble("%.0fms", $0.latencySeconds * 1000) } ?? "-"
                         print("  " + p.id.padding(width + 2) + p.stateText.padding(15) + checked.padding(12) + latency.padding(9) + (p.causeText ?? "-"))
                     }
                 }

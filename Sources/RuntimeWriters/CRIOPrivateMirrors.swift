@@ -1,6 +1,10 @@
 import DesiredState
 import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Reads a TLS source file named in desired state (a host path) for the certs.d copies.
 public typealias TLSSourceReader = @Sendable (String) -> Result<[UInt8], FileSystem.ReadError>
@@ -180,7 +184,7 @@ public struct CRIOCertsRenderer: Sendable {
         var body: [Substring] = []
         var valid = true
         for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let line = rawLine.trimmingWhitespace()
             if let current = label {
                 if line == "-----END \(current)-----" {
                     if valid && !body.isEmpty { blocks.append("-----BEGIN \(current)-----\n" + body.map { $0 + "\n" }.joined() + "-----END \(current)-----\n") }
@@ -262,8 +266,10 @@ public struct CRIOAuthRenderer: Sendable {
         // k3s: configs."registry-1.docker.io" also serves docker.io unless docker.io has its own.
         if let hub = entries["registry-1.docker.io"], entries["docker.io"] == nil { entries["docker.io"] = hub }
         guard !entries.isEmpty else { return result }
-        // Foundation's JSON writer escapes every value; sorted keys keep the file stable.
-        guard let encoded = try? JSONSerialization.data(withJSONObject: ["auths": entries], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]),
+        // The JSON encoder escapes every value; sorted keys keep the file stable.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        guard let encoded = try? encoder.encode(["auths": entries]),
             let json = String(data: encoded, encoding: .utf8)
         else { return result }
         var auth = RenderedFile(baseDirectory: AtomicWriter.split(hostPath: Self.authFile).directory, relativePath: AtomicWriter.split(hostPath: Self.authFile).name, contents: json + "\n", mode: 0o600, runtime: .crio)

@@ -212,7 +212,7 @@ extension Explanation {
                 out += "probe (manifest request, as the runtime makes it):\n"
                 for step in probe {
                     let answer = step.status.map { "HTTP \($0)" } ?? (step.error ?? "no answer")
-                    out += "  \(step.url)  \(answer)\(step.auth.map { " (\($0))" } ?? "")  \(String(format: "%.3f", step.seconds)) s\(step.serves ? "  <- serves this pull" : "")\n"
+                    out += "  \(step.url)  \(answer)\(step.auth.map { " (\($0))" } ?? "")  \(formatDouble("%.3f", step.seconds)) s\(step.serves ? "  <- serves this pull" : "")\n"
                 }
                 if !probe.contains(where: \.serves) { out += "  no endpoint serves this manifest\n" }
             }

@@ -109,6 +109,39 @@ final class CRIOPrivateMirrorsTests: ScratchRootTestCase {
         XCTAssertFalse(result.files[1].contents.contains("s3cret"))
     }
 
+    /// The auth file is written with FoundationEssentials' JSON encoder (no full Foundation in the
+    /// agent). Its escaping and layout are byte for byte those of Foundation's JSONSerialization,
+    /// which wrote it before; only the key order differs where JSONSerialization's localized
+    /// numeric, case-folding sort disagrees with plain code-point order (`10.0.0.2` before
+    /// `10.0.0.10`, `Reg` after `a`): the encoder's order does not depend on a locale.
+    func testAuthFileMatchesFoundationsJSONWriterInCodePointOrder() throws {
+        let tokens = ["tok\"en", "back\\slash", "a/b+c=", "tab\tnew\nline\r", "\u{1}\u{1f}\u{7f}", "ünï©ødé 🙂", "\u{2028}\u{2029}", "</script>"]
+        func render(_ hosts: [String]) throws -> String {
+            var credentials: [HostCredentials] = []
+            for (i, host) in hosts.enumerated() {
+                let token = tokens[i % tokens.count]
+                credentials.append(i % 2 == 0 ? self.credentials(host, user: "u/" + token, password: token) : self.credentials(host, user: nil, password: nil, auth: "YTpi", token: token))
+            }
+            let result = CRIOAuthRenderer(crioInstalled: false).render(MirrorModel(credentials: credentials))
+            return try XCTUnwrap(result.files.first { $0.path == CRIOAuthRenderer.authFile }).contents
+        }
+        func foundationWriter(_ written: String) throws -> String {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(written.utf8)) as? [String: [String: [String: String]]])
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            return String(decoding: data, as: UTF8.self) + "\n"
+        }
+        // Hosts both sorts agree on: the same bytes, escapes included.
+        let plain = try render(["a.example:443", "a.example:5000", "ghcr.io", "mirror.example", "registry-1.docker.io", "quay.io", "z.example", "10.0.0.1:5000"])
+        XCTAssertEqual(plain, try foundationWriter(plain))
+        // Hosts they order differently: code-point order, same escaping.
+        let hosts = ["reg10.example", "reg9.example", "Reg.example", "10.0.0.2:5000", "10.0.0.10:5000", "ÿ.example", "z.example"]
+        let written = try render(hosts)
+        let keys = written.split(separator: "\n").filter { $0.hasPrefix("    \"") }.map { String($0.dropFirst(5).prefix { $0 != "\"" }) }
+        XCTAssertEqual(keys, hosts.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+        XCTAssertNotEqual(written, try foundationWriter(written))
+        XCTAssertEqual(written.split(separator: "\n").sorted(), try foundationWriter(written).split(separator: "\n").sorted())
+    }
+
     func testNeverTakesCredentialsAwayFromCRIO() throws {
         let model = MirrorModel(credentials: [credentials("mirror.example:5000")])
         // No credentials: nothing at all.

@@ -37,4 +37,7 @@ struct msa_inotify_event {
 /// or -errno (0 when nothing is pending).
 int msa_inotify_read(int fd, struct msa_inotify_event *events, int capacity);
 
+/// Names the calling thread (at most 15 bytes show; prctl PR_SET_NAME); 0 or -errno.
+int msa_set_thread_name(const char *name);
+
 #endif

@@ -2,11 +2,16 @@ import AgentCore
 import CLinuxShim
 import DesiredState
 import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HealthProbe
 import Logging
 import RuntimeActions
 import RuntimeWriters
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -823,9 +828,7 @@ final class ActionJob: @unchecked Sendable {
     /// Reports decided on the loop before the worker started (pending by policy).
     let reports: [RuntimeActionReport]
     private let wake: Int32
-    private let lock = NSLock()
-    private var stopRequested = false
-    private var result: ([RuntimeActionReport], [String])?
+    private let state = Mutex<(stopRequested: Bool, result: ([RuntimeActionReport], [String])?)>((false, nil))
 
     init(reconciliation: Reconciliation, actions: [Reconciliation.PendingAction], reports: [RuntimeActionReport], wake: Int32) {
         self.reconciliation = reconciliation
@@ -845,40 +848,67 @@ final class ActionJob: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
-            let outcome = reconciliation.perform(actions, shouldStop: { [self] in lock.withLock { stopRequested } })
-            lock.withLock { result = outcome }
+        WorkerThread.start(name: "runtime-actions") { [self] in
+            let outcome = reconciliation.perform(actions, shouldStop: { [self] in state.withLock { $0.stopRequested } })
+            state.withLock { $0.result = outcome }
             var byte: UInt8 = 1
             _ = write(wake, &byte, 1)
         }
-        thread.name = "runtime-actions"
-        thread.start()
     }
 
     /// The agent is stopping: the action in progress finishes (its restore included); actions
     /// not started yet are left pending (in the durable record) for the next start.
-    func requestStop() { lock.withLock { stopRequested = true } }
+    func requestStop() { state.withLock { $0.stopRequested = true } }
 
     /// The worker's result, once it is done.
-    func outcome() -> ([RuntimeActionReport], [String])? { lock.withLock { result } }
+    func outcome() -> ([RuntimeActionReport], [String])? { state.withLock { $0.result } }
 }
 
 /// Probe results handed from the probing task to the loop.
 final class ProbeMailbox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var box: (Int, [ProbeResult])?
+    private let box = Mutex<(Int, [ProbeResult])?>(nil)
 
     func put(round: Int, _ results: [ProbeResult]) {
-        lock.lock()
-        box = (round, results)
-        lock.unlock()
+        box.withLock { $0 = (round, results) }
     }
 
     func take() -> (Int, [ProbeResult])? {
-        lock.lock()
-        defer { lock.unlock() }
-        let value = box
-        box = nil
-        return value
+        box.withLock { box in
+            defer { box = nil }
+            return box
+        }
+    }
+}
+
+/// A detached POSIX thread with a name (as `ps -L` and /proc/PID/task/TID/comm show it), for
+/// work that blocks: Foundation's `Thread` without Foundation.
+enum WorkerThread {
+    private final class Body {
+        let name: String
+        let run: () -> Void
+        init(_ name: String, _ run: @escaping () -> Void) {
+            self.name = name
+            self.run = run
+        }
+    }
+
+    static func start(name: String, _ run: @escaping @Sendable () -> Void) {
+        let body = Unmanaged.passRetained(Body(name, run)).toOpaque()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        var thread = pthread_t()
+        let started = pthread_create(&thread, &attributes, { argument in
+            let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
+            _ = msa_set_thread_name(body.name)
+            body.run()
+            return nil
+        }, body)
+        guard started == 0 else {
+            // No thread: run it here rather than lose the work (the loop waits on its pipe).
+            Unmanaged<Body>.fromOpaque(body).takeRetainedValue().run()
+            return
+        }
     }
 }

@@ -1,5 +1,10 @@
 import DesiredState
+import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HealthProbe
 import RuntimeActions
 import RuntimeWriters
@@ -64,11 +69,11 @@ struct MetricsTextfile {
 
     /// A label value, escaped as the text format wants (backslash, quote, newline).
     static func label(_ value: String) -> String {
-        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n") + "\""
+        "\"" + value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: "\\n") + "\""
     }
 
     static func number(_ value: Double) -> String {
-        String(format: "%.6f", value)
+        formatDouble("%.6f", value)
     }
 
     /// Written atomically into `directory` when it exists (node_exporter reads whatever is there).

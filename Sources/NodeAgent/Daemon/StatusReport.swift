@@ -1,6 +1,10 @@
 import DesiredState
 import Diagnostics
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HealthProbe
 import RuntimeActions
 import RuntimeWriters
@@ -154,9 +158,9 @@ struct StatusReport: Codable, Equatable {
         // "path:line:column: kind (+N more)": keep the place, and the kind when it is one.
         let parts = firstLine.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
         if parts.count == 4, parts[0].hasPrefix("/"), Int(parts[1]) != nil, Int(parts[2]) != nil {
-            var rest = parts[3].trimmingCharacters(in: .whitespaces)
+            var rest = parts[3].trimmingWhitespace()
             var more = error.split(separator: "\n").count - 1
-            if let open = rest.range(of: " (+", options: .backwards), rest.hasSuffix(" more)"),
+            if let open = rest.ranges(of: " (+").last, rest.hasSuffix(" more)"),
                 let n = Int(rest[open.upperBound...].dropLast(" more)".count))
             {
                 more += n

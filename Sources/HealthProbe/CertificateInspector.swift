@@ -25,7 +25,7 @@ enum CertificateInspector {
         tls.trustRoots = .certificates([])
         guard let context = try? NIOSSLContext(configuration: tls) else { return .unknown }
         let nanos = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let loop = ProbeEventLoop.group.next()
         let found = loop.makePromise(of: ProbeFailureMapping.Handshake.self)
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(nanos))

@@ -84,7 +84,7 @@ public final class MirrorProber: Sendable {
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 8)
         // A probe answers "is it up now": a refused connection is an answer, not something to retry.
         configuration.connectionPool.retryConnectionEstablishment = false
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        client = HTTPClient(eventLoopGroupProvider: .shared(ProbeEventLoop.group), configuration: configuration)
     }
 
     /// Must be called once done (async-http-client requires an orderly shutdown).

@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Member lookups need the module imported in the same file: so a Foundation extension that some
+/// dependency loads (TOMLKit imports `struct Foundation.Data`) cannot be picked silently in a file
+/// that imports only FoundationEssentials, and pull Foundation with ICU into the binary.
+let strictImports: [SwiftSetting] = [.enableUpcomingFeature("MemberImportVisibility")]
+
 let package = Package(
     name: "mirror-agent",
     platforms: [.macOS(.v13)],
@@ -34,17 +39,18 @@ let package = Package(
         // inotify, signalfd and timerfd for the daemon's poll loop; syncfs/writeback for the writer.
         .target(name: "CLinuxShim"),
         // Runtime actions over D-Bus (the only D-Bus code) and their pure planning.
-        .target(name: "RuntimeActions", dependencies: ["CSystemdShim", "CSystemd"]),
+        .target(name: "RuntimeActions", dependencies: ["CSystemdShim", "CSystemd"], swiftSettings: strictImports),
         // Errors and warnings that carry a file:line:column, shared by every module.
-        .target(name: "Diagnostics"),
+        .target(name: "Diagnostics", swiftSettings: strictImports),
         // YAML over libyaml, every node marked with where it came from.
-        .target(name: "MarkedYAML", dependencies: ["CYAML", "Diagnostics"]),
+        .target(name: "MarkedYAML", dependencies: ["CYAML", "Diagnostics"], swiftSettings: strictImports),
         // The normalized model, every input dialect, merge rules, validation, agent settings.
-        .target(name: "DesiredState", dependencies: ["MarkedYAML", "Diagnostics"]),
+        .target(name: "DesiredState", dependencies: ["MarkedYAML", "Diagnostics"], swiftSettings: strictImports),
         // Renderers (pure), the one atomic writer, ownership manifest.
         .target(
             name: "RuntimeWriters",
-            dependencies: ["DesiredState", "Diagnostics", "CLinuxShim", .product(name: "TOMLKit", package: "TOMLKit")]
+            dependencies: ["DesiredState", "Diagnostics", "CLinuxShim", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strictImports
         ),
         // Mirror health probes.
         .target(
@@ -53,12 +59,13 @@ let package = Package(
                 "DesiredState", "Diagnostics", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ]
+            ],
+            swiftSettings: strictImports
         ),
         // One pass (load, check, render, write, fix config.toml, restart/reload) shared by apply
         // and the daemon, and the daemon's policy (debounce, backoff, restart delay, actions in
         // flight, stopping) as a pure state machine.
-        .target(name: "AgentCore", dependencies: ["DesiredState", "Diagnostics", "RuntimeWriters", "RuntimeActions", "HealthProbe"]),
+        .target(name: "AgentCore", dependencies: ["DesiredState", "Diagnostics", "RuntimeWriters", "RuntimeActions", "HealthProbe"], swiftSettings: strictImports),
         // The thin command-line and daemon layer.
         .executableTarget(
             name: "NodeAgent",
@@ -66,7 +73,8 @@ let package = Package(
                 "AgentCore", "DesiredState", "RuntimeWriters", "RuntimeActions", "HealthProbe", "Diagnostics", "CSystemd", "CLinuxShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: strictImports
         ),
         .testTarget(name: "MarkedYAMLTests", dependencies: ["MarkedYAML", "Diagnostics"]),
         .testTarget(

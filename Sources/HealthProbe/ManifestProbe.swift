@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import DesiredState
 import Diagnostics
+import NIOCore
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

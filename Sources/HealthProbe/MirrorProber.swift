@@ -6,6 +6,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 
 /// How probes are made.

@@ -1,3 +1,5 @@
+import HealthProbe
+import RuntimeActions
 import ArgumentParser
 import DesiredState
 import Diagnostics

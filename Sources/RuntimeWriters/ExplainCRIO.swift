@@ -207,7 +207,7 @@ public struct CRIOExplainer {
     static func matchLength(_ name: String, _ prefix: String) -> Int? {
         if prefix.hasPrefix("*.") {
             let tail = prefix.dropFirst()
-            guard let range = name.range(of: tail), !name[..<range.lowerBound].contains("/") else { return nil }
+            guard let range = name.firstRange(of: tail), !name[..<range.lowerBound].contains("/") else { return nil }
             if range.upperBound == name.endIndex || ":/@".contains(name[range.upperBound]) { return name.distance(from: name.startIndex, to: range.upperBound) }
             return nil
         }

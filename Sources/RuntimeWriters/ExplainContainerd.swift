@@ -238,7 +238,7 @@ public struct ContainerdExplainer {
     func endpoint(server: String, config: TOMLTable, directory: String, role: String, file: String, line: Int?) -> Explanation.Endpoint {
         let withScheme = server.hasPrefix("http") ? server : "https://" + server
         var scheme = "https", host = withScheme, path = ""
-        if let sep = withScheme.range(of: "://") {
+        if let sep = withScheme.firstRange(of: "://") {
             scheme = String(withScheme[..<sep.lowerBound])
             let rest = withScheme[sep.upperBound...]
             let slash = rest.firstIndex(of: "/") ?? rest.endIndex
@@ -327,7 +327,7 @@ extension ContainerdExplainer {
     /// (no `/v2` appended); capabilities pull and resolve.
     func legacyEndpoint(_ written: String, file: String?, line: Int?) -> Explanation.Endpoint {
         var scheme = "", rest = Substring(written)
-        if let sep = written.range(of: "://") {
+        if let sep = written.firstRange(of: "://") {
             scheme = String(written[..<sep.lowerBound])
             rest = written[sep.upperBound...]
         }

@@ -239,7 +239,7 @@ extension Explanation {
             let applies = state.registries.contains { $0 == "*" || name == $0 || name.hasPrefix($0 + "/") || reference.domain == $0 }
             guard applies else { continue }
             let hostOf = { (url: String) -> String in
-                let rest = url.range(of: "://").map { String(url[$0.upperBound...]) } ?? url
+                let rest = url.firstRange(of: "://").map { String(url[$0.upperBound...]) } ?? url
                 return String(rest.split(separator: "/", maxSplits: 1).first ?? "")
             }
             let listed = endpoints.contains { $0.host == hostOf(state.url) }

@@ -103,4 +103,17 @@ final class ManagedFilesTests: ScratchRootTestCase {
         _ = managed().apply([file("a.example", "x = 1\n")], runtimes: [.containerd], dryRun: false)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["hosts.toml"])
     }
+
+    /// Backups are filed under the UTC time as `yyyyMMdd'T'HHmmss'Z'` (strftime, no Foundation):
+    /// the same text Foundation's formatter gives for that second.
+    func testBackupStampIsTheUTCSecond() {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let before = formatter.string(from: Date())
+        let stamp = ManagedFiles.backupStamp()
+        let after = formatter.string(from: Date())
+        XCTAssertTrue(stamp == before || stamp == after, "\(stamp) is neither \(before) nor \(after)")
+    }
 }

@@ -6,7 +6,7 @@ SWIFT ?= swift
 BIN := .build/debug/mirror-agent
 DEMO_ROOT ?= $(CURDIR)/.cache/demo-root
 
-.PHONY: demo test build unit integration deb e2e reliability fuzz crash bench cri-client deps-build deps-test deps-deb deps-e2e deps-cri clean
+.PHONY: demo test build unit integration deb e2e reliability fuzz crash bench cri-client deps-build deps-test deps-deb deps-e2e deps-cri deps-bench clean
 VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
 DEB := dist/mirror-agent_$(VERSION)_amd64.deb
 
@@ -81,7 +81,7 @@ crash: deps-build
 	bash tests/reliability/crash.sh .build/release/mirror-agent 200
 
 ## bench: B1-B5 against a release build, one table with same-run baselines.
-bench: deps-test
+bench: deps-bench
 	$(SWIFT) build -c release --static-swift-stdlib --product mirror-agent
 	python3 bench/bench.py .build/release/mirror-agent
 
@@ -90,6 +90,9 @@ deps-build:
 
 deps-test:
 	scripts/install-deps.sh test
+
+deps-bench:
+	scripts/install-deps.sh bench
 
 clean:
 	rm -rf .build .cache

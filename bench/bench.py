@@ -684,8 +684,8 @@ def b5cri_run(mode, work, reg_a, reg_b, rate, every, before, after, deadline, lo
     (r1, log1), (r2, log2) = reg_a, reg_b
     flag = f"{work}/hang-{mode}"
     m1, m2 = free_ports(2)
-    for listen, target in ((m1, r1), (m2, r2)):
-        p = subprocess.Popen([sys.executable, "-c", RELAY_SERVER, flag, str(listen), str(target), str(rate)])
+    for listen, target, switch in ((m1, r1, flag), (m2, r2, f"{work}/never-{mode}")):
+        p = subprocess.Popen([sys.executable, "-c", RELAY_SERVER, switch, str(listen), str(target), str(rate)])
         PROCS.append(p)
     relays = PROCS[-2:]
     root = scratch_root(shipped_yaml(["containerd"]) + f"# bench: the setting B5 is about\nprobe: {{onUnhealthy: {mode}}}\n")
@@ -722,13 +722,13 @@ def b5cri_run(mode, work, reg_a, reg_b, rate, every, before, after, deadline, lo
 
     def pull(i, started, limit=deadline, into=pulls):
         ref = f"failover.invalid/bench/img:p{i}"
-        error = ""
+        error, details = "", ""
         try:
             images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=ref)), timeout=limit)
         except grpc.RpcError as e:
-            error = e.code().name
+            error, details = e.code().name, e.details()
         took = time.monotonic() - started
-        into.append({"tag": f"p{i}", "start": started, "took": took, "error": error})
+        into.append({"tag": f"p{i}", "start": started, "took": took, "error": error, "details": details})
         if not error:
             try:
                 images.RemoveImage(api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image=ref)), timeout=10)
@@ -818,7 +818,7 @@ def b5cri_report(results, before, after, deadline, long_deadline):
               f"hosts.toml changes {[(round(t, 2), 'with' if has else 'without') for t, has in events['rendered']]}")
         print("#   start s  took s  result             manifest served by (a: the mirror that hangs at T0, b: the second)")
         for p in pulls + [dict(p, error=(p["error"] or "ok") + f" ({long_deadline:.0f}s deadline)") for p in events["long"]]:
-            print(f"#   {p['start']:7.2f} {p['took']:7.2f}  {p['error'] or 'ok':18} {p['served']}")
+            print(f"#   {p['start']:7.2f} {p['took']:7.2f}  {p['error'] or 'ok':18} {p['served']:3} {p['details'][-160:]}")
         good = lambda p: not p["error"] and p["took"] <= fast
         stopped = None   # the first start after T0 from which every pull completed fast
         for i, p in enumerate(pulls):

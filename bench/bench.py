@@ -859,10 +859,58 @@ def fmt_s(v):
     return "-" if v is None else f"{v:.2f}s"
 
 
+# --- B5 hysteresis: a flapping mirror and the files --------------------------------------------------
+def b5flap():
+    """Shipped probe settings with onUnhealthy: demote; the first mirror flaps (hangs 25 s, answers
+    10 s, again and again: long enough hung to be demoted, a period that is not the rounds') for 150 s.
+    Measured: how often the rendered hosts.toml changes, and the shortest time between changes.
+    Hysteresis: down needs 3 failed probes in a row, up 2 good full rounds, so two changes are
+    never closer than one interval (30 s)."""
+    flap_port, good_port = free_ports(2)
+    flag = f"{TMP}/flap-now"
+    srv = subprocess.Popen([sys.executable, "-c", SWITCH_SERVER, flag, str(flap_port), str(good_port)])
+    PROCS.append(srv)
+    time.sleep(1)
+    root = scratch_root(shipped_yaml(["containerd"]) + "# bench: the setting B5 is about\nprobe: {onUnhealthy: demote}\n")
+    with open(f"{root}/etc/mirror-agent/mirrors.d/flap.yaml", "w") as f:
+        f.write(f'mirrors:\n  flap.example:\n    endpoint: ["http://127.0.0.1:{flap_port}", "http://127.0.0.1:{good_port}"]\n')
+    d = start_daemon(root)
+    rendered = f"{root}/etc/containerd/certs.d/flap.example/hosts.toml"
+    for _ in range(200):
+        if os.path.exists(rendered):
+            break
+        time.sleep(0.05)
+    seen = open(rendered).read()
+    changes, flips = [], 0
+    start = time.monotonic()
+    duration = 90 if QUICK else 150
+    while time.monotonic() - start < duration:
+        phase = (time.monotonic() - start) % 35
+        hang = phase < 25
+        if hang != os.path.exists(flag):
+            open(flag, "w").close() if hang else os.unlink(flag)
+            flips += 1
+        current = open(rendered).read()
+        if current != seen:
+            seen = current
+            changes.append(time.monotonic() - start)
+        time.sleep(0.02)
+    d.terminate()
+    d.wait(5)
+    if os.path.exists(flag):
+        os.unlink(flag)
+    gaps = [b - a for a, b in zip(changes, changes[1:])]
+    shortest = min(gaps) if gaps else float("nan")
+    print(f"# B5FLAP: {flips} flips, hosts.toml changed at {[round(c, 1) for c in changes]} s")
+    row("B5 hysteresis, flapping mirror (shipped probe settings, demote)", f"hosts.toml changes in {duration}s: {len(changes)} "
+        f"(the mirror changed {flips} times: hung 25 s, up 10 s); shortest gap s", shortest, "probe interval s", 30,
+        ">=30s between changes", not gaps or shortest >= 30)
+
+
 def main():
     if not os.access(AGENT, os.X_OK):
         sys.exit(f"no agent binary at {AGENT}")
-    benches = [b1, b2, b3, b4, b5f, b5, b5cri]
+    benches = [b1, b2, b3, b4, b5f, b5, b5cri, b5flap]
     only = [a for a in sys.argv[2:] if a.startswith("B")]
     try:
         for bench in benches:

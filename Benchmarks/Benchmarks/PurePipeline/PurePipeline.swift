@@ -63,47 +63,50 @@ func render(_ model: MirrorModel) -> (RenderResult, RenderResult) {
 }
 
 let benchmarks: @Sendable () -> Void = {
-    // Allocation counts are the same in every iteration and every run (p0 = p100): more than
+    // Allocation counts are the same in every iteration (p0 = p100) and within ~50 between runs
+    // (hashing is seeded per process): more than
     // 1,000 over the threshold (half an allocation per registry) is a regression, so one more
     // allocation per registry or per mirror fails the check. Time and memory get wide
-    // tolerances (2x, 1.5x): the machine is shared, and may not be the one that measured them.
+    // tolerances (wall clock 4x, peak RSS 1.5x): they are reported, but on a shared machine,
+    // maybe not the one that measured them, they only catch gross regressions. CPU time is not
+    // a metric here: Linux reports it in 10 ms ticks, as long as a whole parse.
     let allocations = BenchmarkThresholds(absolute: [.p90: 1000])
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .peakMemoryResident],
+        metrics: [.wallClock, .mallocCountTotal, .peakMemoryResident],
         timeUnits: .milliseconds,
         warmupIterations: 1,
         maxDuration: .seconds(3),
         maxIterations: 20,
         thresholds: [
             .mallocCountTotal: allocations,
-            .wallClock: BenchmarkThresholds(relative: [.p90: 100.0]),
-            .cpuTotal: BenchmarkThresholds(relative: [.p90: 100.0]),
+            .wallClock: BenchmarkThresholds(relative: [.p90: 300.0]),
             .peakMemoryResident: BenchmarkThresholds(relative: [.p90: 50.0]),
         ])
 
     let bytes = Array(scaleYAML.utf8)
     let model = load()
 
-    // (a) libyaml into marked nodes: the parse every load starts with.
-    Benchmark("parse 2000 registries (YAMLParser)") { benchmark in
+    // (a) "parse-2000": libyaml into marked nodes (YAMLParser), the parse every load starts with.
+    Benchmark("parse-2000") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(try YAMLParser.parse(bytes, mapping: LocationMapping(file: scaleFile)))
         }
     }
-    // (b) parse, decode (k3s dialect), merge and validate into the normalized model.
-    Benchmark("load 2000 registries into the model (DesiredStateLoader)") { benchmark in
+    // (b) "load-2000": parse, decode (k3s dialect), merge and validate into the normalized model
+    // (DesiredStateLoader). Merging is internal to the loader: its cost is load minus parse.
+    Benchmark("load-2000") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(load())
         }
     }
-    // (c) the model rendered: 2,000 hosts.toml and the CRI-O drop-in.
-    Benchmark("render 2000 hosts.toml + CRI-O drop-in") { benchmark in
+    // (c) "render-2000": the model rendered, 2,000 hosts.toml and the CRI-O drop-in.
+    Benchmark("render-2000") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(render(model))
         }
     }
-    // (d) the whole pure pipeline of a pass: text to rendered files.
-    Benchmark("pipeline: text to rendered files, 2000 registries") { benchmark in
+    // (d) "pipeline-2000": the whole pure pipeline of a pass, text to rendered files.
+    Benchmark("pipeline-2000") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(render(load()))
         }

@@ -63,12 +63,12 @@ func render(_ model: MirrorModel) -> (RenderResult, RenderResult) {
 }
 
 let benchmarks: @Sendable () -> Void = {
-    // Allocation counts are the same in every iteration (p0 = p100) and within ~50 between runs
-    // (hashing is seeded per process): more than
-    // 1,000 over the threshold (half an allocation per registry) is a regression, so one more
-    // allocation per registry or per mirror fails the check. Time and memory get wide
-    // tolerances (wall clock 4x, peak RSS 1.5x): they are reported, but on a shared machine,
-    // maybe not the one that measured them, they only catch gross regressions. CPU time is not
+    // Allocation counts are the same in every iteration (p0 = p100) and within ~50 between
+    // runs (hashing is seeded per process): more than 1,000 over the threshold (half an
+    // allocation per registry) is a regression, so one more allocation per registry or per
+    // mirror fails the check. Time and memory are reported with wide tolerances (wall clock
+    // 10x, peak RSS 1.5x): the machine is shared (a loaded run took 2-5x the idle time) and may
+    // not be the one that measured them, so they only catch gross regressions. CPU time is not
     // a metric here: Linux reports it in 10 ms ticks, as long as a whole parse.
     let allocations = BenchmarkThresholds(absolute: [.p90: 1000])
     Benchmark.defaultConfiguration = .init(
@@ -79,7 +79,7 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 20,
         thresholds: [
             .mallocCountTotal: allocations,
-            .wallClock: BenchmarkThresholds(relative: [.p90: 300.0]),
+            .wallClock: BenchmarkThresholds(relative: [.p90: 900.0]),
             .peakMemoryResident: BenchmarkThresholds(relative: [.p90: 50.0]),
         ])
 

@@ -49,6 +49,8 @@ deb: deps-deb
 	lintian --fail-on error,warning $(DEB)
 	bash tests/packaging/selftest.sh
 	python3 tests/packaging/check-depends.py $(DEB)
+	@# FoundationEssentials only: full Foundation would bring ICU's data (icudt*, 34 MB) back.
+	@if dpkg-deb --fsys-tarfile $(DEB) | tar -xO ./usr/bin/mirror-agent | strings -a | grep icudt >/dev/null; then echo 'not ok - the packaged mirror-agent carries ICU data (full Foundation is linked)'; exit 1; else echo 'ok - no ICU data in the packaged mirror-agent'; fi
 
 deps-deb:
 	scripts/install-deps.sh deb

@@ -202,7 +202,8 @@ public struct ManagedFiles: Sendable {
             }
         }
         var final = Manifest()
-        final.files = next.values.sorted { $0.path < $1.path }
+        // By key (each entry's path): no path is built per comparison.
+        final.files = next.sorted { $0.key < $1.key }.map(\.value)
         if final != manifest { _ = saveManifest(final, into: &outcome) }
         return outcome
     }

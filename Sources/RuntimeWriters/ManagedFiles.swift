@@ -163,9 +163,15 @@ public struct ManagedFiles: Sendable {
 
         // Record the intent first: after a crash, every file the agent may have written is in
         // the manifest, so the next run still knows it as its own.
-        var intent = manifest
-        for (path, entry) in next where owned[path] == nil { intent.files.append(entry) }
-        if intent != manifest { _ = saveManifest(intent, into: &outcome) }
+        // In path order, as the final manifest: when nothing else changes (no directory
+        // created, nothing removed), the final one is this one and is not saved again.
+        var saved = manifest
+        let added = next.filter { owned[$0.key] == nil }
+        if !added.isEmpty {
+            var intent = manifest
+            intent.files = (manifest.files.map { ($0.path, $0) } + added.map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }.map(\.1)
+            if saveManifest(intent, into: &outcome) { saved = intent }
+        }
 
         // Backups of adopted files first, durable before the originals are replaced.
         var writable: [Pending] = []
@@ -204,7 +210,7 @@ public struct ManagedFiles: Sendable {
         var final = Manifest()
         // By key (each entry's path): no path is built per comparison.
         final.files = next.sorted { $0.key < $1.key }.map(\.value)
-        if final != manifest { _ = saveManifest(final, into: &outcome) }
+        if final != saved { _ = saveManifest(final, into: &outcome) }
         return outcome
     }
 

@@ -22,10 +22,11 @@ func unifiedDiff(old: String, new: String, oldName: String, newName: String) -> 
     while i < a.count || j < b.count {
         if i < a.count, j < b.count, a[i] == b[j] {
             lines.append(.same(a[i])); i += 1; j += 1
-        } else if j < b.count, i == a.count || lcs[i][j + 1] >= lcs[i + 1][j] {
-            lines.append(.added(b[j])); j += 1
-        } else {
+        } else if i < a.count, j == b.count || lcs[i + 1][j] >= lcs[i][j + 1] {
+            // A changed line shows as its removal, then its addition (as diff(1) prints it).
             lines.append(.removed(a[i])); i += 1
+        } else {
+            lines.append(.added(b[j])); j += 1
         }
     }
     var out = "--- \(oldName)\n+++ \(newName)\n"

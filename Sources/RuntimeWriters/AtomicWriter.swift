@@ -168,7 +168,7 @@ public struct AtomicWriter: Sendable {
                 do {
                     let (opened, made) = try openDirectories(base: write.base, components, create: true, syncCreated: false)
                     guard let opened else {
-                        results[offset] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot create its directory"))
+                        results[offset] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot create its directory", code: ENOENT))
                         continue
                     }
                     dir = opened
@@ -526,7 +526,7 @@ public struct AtomicWriter: Sendable {
                 if code == ENOENT { return (nil, created) }
                 let path = basePath + "/" + walked.joined(separator: "/")
                 if code == ELOOP || code == ENOTDIR {
-                    throw WriteError(path: path, message: "is a symlink or not a directory; refusing to write through it")
+                    throw WriteError(path: path, message: "is a symlink or not a directory; refusing to write through it", code: code)
                 }
                 throw WriteError(path: path, message: "cannot open directory: \(String(cString: strerror(code)))", code: code)
             }

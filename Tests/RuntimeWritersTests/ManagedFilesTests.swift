@@ -34,6 +34,18 @@ final class ManagedFilesTests: ScratchRootTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.path("/etc/containerd/certs.d/b.example")), "the directory the agent created goes too")
     }
 
+    func testAFailedWriteKeepsTheKernelsErrnoAndTheOthersAreWritten() throws {
+        // A regular file where a host's directory belongs: the kernel says ENOTDIR, and the daemon's
+        // backoff is chosen from that code, not from the message.
+        try FileManager.default.createDirectory(atPath: root.path("/etc/containerd/certs.d"), withIntermediateDirectories: true)
+        try "not a directory".write(toFile: root.path("/etc/containerd/certs.d/blocked.example"), atomically: false, encoding: .utf8)
+        let ok = file("ok.example", "server = \"https://ok.example\"\n")
+        let outcome = managed().apply([file("blocked.example", "x = 1\n"), ok], runtimes: [.containerd], dryRun: false)
+        XCTAssertEqual(outcome.failures.count, 1, "\(outcome.failures)")
+        XCTAssertEqual(outcome.failures.first.flatMap { outcome.failureCodes[$0] }, ENOTDIR, "\(outcome.failures) \(outcome.failureCodes)")
+        XCTAssertEqual(read(ok.path), ok.contents)
+    }
+
     func testForeignFileIsLeftAloneUnlessAdopted() throws {
         let target = root.path("/etc/containerd/certs.d/docker.io/hosts.toml")
         try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

@@ -75,12 +75,20 @@ k_mirror diff.invalid http://127.0.0.1:5001 > "$S/10-diff.yaml"
 "$AGENT" apply --root "$K" > /dev/null 2>&1
 k_mirror diff.invalid http://127.0.0.1:5002 > "$S/10-diff.yaml"
 k_before=$(sha256sum < "$K/etc/containerd/certs.d/diff.invalid/hosts.toml")
+cp "$K/etc/containerd/certs.d/diff.invalid/hosts.toml" "$H_TMP/claims-diff.old"
 "$AGENT" apply --root "$K" --dry-run --diff > "$H_TMP/claims-diff.out" 2>&1
 sed 's/^/#   /' "$H_TMP/claims-diff.out" | head -20
 check "--diff shows the old endpoint removed and the new one added, as a unified diff of the file" \
   bash -c "grep -q '^--- .*diff.invalid/hosts.toml' '$H_TMP/claims-diff.out' && grep -q '^-\[host.\"http://127.0.0.1:5001\"\]' '$H_TMP/claims-diff.out' && grep -q '^+\[host.\"http://127.0.0.1:5002\"\]' '$H_TMP/claims-diff.out'"
 check "--dry-run --diff wrote nothing" test "$(sha256sum < "$K/etc/containerd/certs.d/diff.invalid/hosts.toml")" = "$k_before"
 "$AGENT" apply --root "$K" > /dev/null 2>&1
+# GNU diff judges the hunk: the same change, once written, as `diff -u` prints it (a changed line
+# is its removal, then its addition). Ours is the hunk under the hosts.toml header.
+diff -u "$H_TMP/claims-diff.old" "$K/etc/containerd/certs.d/diff.invalid/hosts.toml" | tail -n +3 > "$H_TMP/claims-diff.expected"
+awk '/^--- .*diff.invalid\/hosts.toml/ { f = 1; getline; next } f && /^--- / { exit } f && /^[ @+-]/ { print; next } f { exit }' \
+  "$H_TMP/claims-diff.out" > "$H_TMP/claims-diff.ours"
+check "--diff's hunk is the one diff -u prints for the same change" \
+  bash -c "test -s '$H_TMP/claims-diff.expected' && cmp '$H_TMP/claims-diff.expected' '$H_TMP/claims-diff.ours'"
 "$AGENT" apply --root "$K" --dry-run --diff > "$H_TMP/claims-diff2.out" 2>&1
 check "control: once applied, --diff shows no change" lacks '^[-+]\[host' "$H_TMP/claims-diff2.out"
 

@@ -274,7 +274,7 @@ public struct AtomicWriter: Sendable {
             let directory: OpenDirectories.Directory
             do {
                 guard let opened = try open.directory(base: write.base, components, key: key, create: true) else {
-                    results[index] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot create its directory"))
+                    results[index] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot create its directory", code: ENOENT))
                     continue
                 }
                 directory = opened
@@ -319,8 +319,16 @@ public struct AtomicWriter: Sendable {
         var renamed: [Item] = []
         for item in items {
             let write = writes[item.index]
-            guard let directory = try? open.directory(base: write.base, item.components, key: item.key, create: false) else {
-                results[item.index] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot rename into place: its directory is gone"))
+            // Opened again as for the temporary: a directory swapped for a symlink meanwhile is refused.
+            let reopened: OpenDirectories.Directory?
+            do {
+                reopened = try open.directory(base: write.base, item.components, key: item.key, create: false)
+            } catch {
+                results[item.index] = .failure(error)
+                continue
+            }
+            guard let directory = reopened else {
+                results[item.index] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot rename into place: its directory is gone", code: ENOENT))
                 continue
             }
             if let code = syncErrors[item.device] {

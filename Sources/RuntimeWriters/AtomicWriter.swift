@@ -105,9 +105,10 @@ public struct AtomicWriter: Sendable {
     /// its directory. What changes is the cost: instead of an fsync of the file, a rename and an
     /// fsync of the directory per file (three journal commits each on ext4), the call
     ///
-    /// 1. writes every temporary file (creating missing directories) and starts its writeback
-    ///    at once (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the data of all files is in
-    ///    flight together;
+    /// 1. writes every temporary file (creating missing directories); for at most
+    ///    ``fsyncLimit`` files it starts each one's writeback at once
+    ///    (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so their data is in flight together
+    ///    (for more, `syncfs` writes them all back in one go);
     /// 2. makes them durable in one step: `syncfs(2)` once per filesystem (one journal commit,
     ///    one disk-cache flush for the data, the inodes and the new directories' entries), or,
     ///    for at most ``fsyncLimit`` files, an `fsync` of each (the first commits the
@@ -267,7 +268,7 @@ public struct AtomicWriter: Sendable {
         var items: [Item] = []
         items.reserveCapacity(writes.count)
 
-        // 1. Every temporary file, written, its writeback started, closed.
+        // 1. Every temporary file, written and closed.
         for (index, write) in writes.enumerated() {
             let (components, name) = split(write.relative)
             let key = write.base + "\u{0}" + components.joined(separator: "/")
@@ -299,8 +300,9 @@ public struct AtomicWriter: Sendable {
                 unlinkat(directory.fd, temporary, 0)
                 continue
             }
-            // Start the writeback now; step 2 waits for all of it.
-            _ = msa_start_writeback(fd)
+            // No sync_file_range here: syncfs writes back every file at once, in the kernel's
+            // flusher threads (starting each file's writeback from this thread cost more CPU
+            // than it overlapped).
             close(fd)
             results[index] = .success(directory.created)
             items.append(Item(index: index, key: key, components: components, name: name, temporary: temporary, device: directory.device))

@@ -13,15 +13,17 @@ for i in range(600):
     print(f'  reg{i}.durable.example:\n    endpoint: ["https://m{i}.mirror.example"]')
 PY
 check "durability: a 600-file apply under strace succeeds" \
-  strace -f -qq -e trace=syncfs,fsync,fdatasync,rename,renameat,renameat2 -o "$H_TMP/durability.trace" \
+  strace -f -qq -e trace=syncfs,fsync,fdatasync,rename,renameat,renameat2,mkdir,mkdirat -o "$H_TMP/durability.trace" \
     "$AGENT" apply --root "$DU"
 
-# durability_steps TRACE: two syncfs in all; every hosts.toml rename after the first and before
-# the second; fewer fsync calls than a tenth of the files (the manifest's own, not per file).
+# durability_steps TRACE: two syncfs in all; every new host directory made before the first (its
+# entry is made durable by it, with no fsync of certs.d per directory); every hosts.toml rename
+# after the first and before the second; fewer fsync calls than a tenth of the files (the
+# manifest's own, not per file).
 durability_steps() {
   python3 - "$1" <<'PY'
 import re, sys
-syncfs, fsyncs, renames = [], 0, []
+syncfs, fsyncs, renames, mkdirs = [], 0, [], []
 for n, line in enumerate(open(sys.argv[1])):
     if re.search(r"\bsyncfs\(", line):
         syncfs.append(n)
@@ -29,13 +31,20 @@ for n, line in enumerate(open(sys.argv[1])):
         fsyncs += 1
     elif re.search(r'\brename(at2?)?\(.*"hosts\.toml"', line):
         renames.append(n)
+    elif re.search(r'\bmkdir(at)?\(.*durable\.example"', line):
+        mkdirs.append(n)
 problems = []
 if len(renames) != 600:
     problems.append(f"{len(renames)} hosts.toml renames, not 600")
+if len(mkdirs) != 600:
+    problems.append(f"{len(mkdirs)} host directories made, not 600")
 if len(syncfs) != 2:
     problems.append(f"{len(syncfs)} syncfs calls, not 2")
-elif renames and not (syncfs[0] < min(renames) and max(renames) < syncfs[1]):
-    problems.append("a hosts.toml rename outside the two syncfs calls")
+else:
+    if renames and not (syncfs[0] < min(renames) and max(renames) < syncfs[1]):
+        problems.append("a hosts.toml rename outside the two syncfs calls")
+    if mkdirs and max(mkdirs) > syncfs[0]:
+        problems.append("a host directory made after the first syncfs")
 if fsyncs >= 60:
     problems.append(f"{fsyncs} fsync calls: per file, not batched")
 print(f"syncfs at trace lines {syncfs}, {fsyncs} fsync, renames at lines {min(renames, default=-1)}..{max(renames, default=-1)}")

@@ -89,10 +89,38 @@ public struct ManagedFiles: Sendable {
         case .failure(.missing): return (Manifest(), nil)
         case .failure(let error): return (Manifest(), .warning("cannot read the ownership manifest (\(error)); files marked as managed are still recognized", at: .file(path)))
         case .success(let bytes):
-            if let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)) { return (manifest, nil) }
+            if let manifest = Self.lastManifest.decoded(bytes) { return (manifest, nil) }
+            if let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)) {
+                Self.lastManifest.remember(bytes, manifest)
+                return (manifest, nil)
+            }
             return (Manifest(), .warning("the ownership manifest is unreadable; files marked as managed are still recognized", at: .file(path)))
         }
     }
+
+    /// The manifest last read or written by this process, with its exact bytes: a pass reads
+    /// the manifest once per runtime (and once more for CRI-O's preview), and decoding 2,000
+    /// entries again costs more than comparing the bytes read with the ones remembered.
+    final class LastManifest: @unchecked Sendable {
+        private let lock = NSLock()
+        private var bytes: [UInt8] = []
+        private var manifest: Manifest?
+
+        func decoded(_ read: [UInt8]) -> Manifest? {
+            lock.lock()
+            defer { lock.unlock() }
+            return read == bytes ? manifest : nil
+        }
+
+        func remember(_ bytes: [UInt8], _ manifest: Manifest) {
+            lock.lock()
+            defer { lock.unlock() }
+            self.bytes = bytes
+            self.manifest = manifest
+        }
+    }
+
+    static let lastManifest = LastManifest()
 
     /// Puts `files` in force for `runtimes`: writes what differs, removes what the agent owned
     /// for those runtimes and no longer renders.
@@ -222,10 +250,12 @@ public struct ManagedFiles: Sendable {
         do {
             // The same list, one path a line, for the package's purge script (no JSON in sh).
             let list = manifest.files.map { $0.path + "\n" }.joined()
+            let bytes = Array(data)
             for result in writer.writeAll([
-                AtomicWriter.Write(Array(data), base: stateDirectory, relative: Self.manifestName, mode: 0o644),
+                AtomicWriter.Write(bytes, base: stateDirectory, relative: Self.manifestName, mode: 0o644),
                 AtomicWriter.Write(Array(list.utf8), base: stateDirectory, relative: Self.ownedFilesName, mode: 0o644),
             ]) { _ = try result.get() }
+            Self.lastManifest.remember(bytes, manifest)
             return true
         } catch {
             outcome.fail(error, prefix: "ownership manifest: ")

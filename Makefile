@@ -6,7 +6,7 @@ SWIFT ?= swift
 BIN := .build/debug/mirror-agent
 DEMO_ROOT ?= $(CURDIR)/.cache/demo-root
 
-.PHONY: demo test build unit integration deb e2e reliability fuzz crash bench cri-client deps-build deps-test deps-deb deps-e2e deps-cri clean
+.PHONY: demo test build unit integration deb e2e reliability fuzz crash bench bench-pure bench-thresholds cri-client deps-build deps-test deps-deb deps-e2e deps-cri deps-bench clean
 VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
 DEB := dist/mirror-agent_$(VERSION)_amd64.deb
 
@@ -80,16 +80,33 @@ crash: deps-build
 	$(SWIFT) build -c release --static-swift-stdlib --product mirror-agent
 	bash tests/reliability/crash.sh .build/release/mirror-agent 200
 
-## bench: B1-B5 against a release build, one table with same-run baselines.
-bench: deps-test
+## bench: B1-B5 against a release build, one table with same-run baselines; then bench-pure.
+bench: deps-bench
 	$(SWIFT) build -c release --static-swift-stdlib --product mirror-agent
 	python3 bench/bench.py .build/release/mirror-agent
+	$(MAKE) bench-pure
+
+## bench-pure: the package-benchmark suite (Benchmarks/, its own package, release build): parse,
+## load and render of 2,000 registries with allocation counts. Prints its table, then checks the
+## run against Benchmarks/Thresholds/ (exit 2 on a regression; fewer allocations only say so).
+bench-pure: deps-build
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark baseline update current --no-progress --quiet
+	cd Benchmarks && $(SWIFT) package benchmark baseline read current --no-progress
+	@cd Benchmarks && { $(SWIFT) package benchmark thresholds check current --no-progress; rc=$$?; \
+	  if [ $$rc = 4 ]; then echo "# better than Benchmarks/Thresholds: 'make bench-thresholds' records this run"; rc=0; fi; exit $$rc; }
+
+## bench-thresholds: records the last bench-pure run as Benchmarks/Thresholds/ (commit them).
+bench-thresholds:
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark thresholds update current --no-progress
 
 deps-build:
 	scripts/install-deps.sh build
 
 deps-test:
 	scripts/install-deps.sh test
+
+deps-bench:
+	scripts/install-deps.sh bench
 
 clean:
 	rm -rf .build .cache

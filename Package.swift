@@ -5,7 +5,11 @@ let package = Package(
     name: "mirror-agent",
     platforms: [.macOS(.v13)],
     products: [
-        .executable(name: "mirror-agent", targets: ["NodeAgent"])
+        .executable(name: "mirror-agent", targets: ["NodeAgent"]),
+        // For Benchmarks/ (a separate package): the pure hot paths it measures.
+        .library(name: "MarkedYAML", targets: ["MarkedYAML"]),
+        .library(name: "DesiredState", targets: ["DesiredState"]),
+        .library(name: "RuntimeWriters", targets: ["RuntimeWriters"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -507,10 +507,411 @@ def b5f():
         "of which waiting for the next 30s round s", failing - 5 - hang, "-", True)
 
 
+# --- B5 over CRI: a mirror starts hanging while the kubelet's pulls are running ----------------------
+RELAY_SERVER = r"""
+import asyncio, os, sys
+flag, listen, target, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+serving = None
+async def watch():
+    while True:
+        if os.path.exists(flag):
+            serving.clear()
+        else:
+            serving.set()
+        await asyncio.sleep(0.01)
+async def pipe(reader, writer, limit):
+    try:
+        while True:
+            data = await reader.read(16384)
+            if not data:
+                break
+            await serving.wait()  # hung: bytes stop moving, the connection stays open
+            writer.write(data)
+            await writer.drain()
+            if limit:
+                await asyncio.sleep(len(data) / limit)
+    except Exception:
+        pass
+    finally:
+        writer.close()
+async def handle(creader, cwriter):
+    await serving.wait()  # hung: accepted, never answered
+    try:
+        ureader, uwriter = await asyncio.open_connection("127.0.0.1", target)
+    except OSError:
+        cwriter.close()
+        return
+    await asyncio.gather(pipe(creader, uwriter, 0), pipe(ureader, cwriter, rate))
+async def main():
+    global serving
+    serving = asyncio.Event()
+    asyncio.get_running_loop().create_task(watch())
+    await asyncio.start_server(handle, "127.0.0.1", listen, backlog=512)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def registry_push_image(port, repo, tag, layer_size):
+    """Pushes a one-layer OCI image (a layer of layer_size random bytes, its own config) through
+    the registry API, with Python's http.client: one distinct image per tag, so that no pull is
+    answered from content another pull left behind."""
+    import gzip, hashlib, http.client, io, tarfile, urllib.parse
+    payload = os.urandom(layer_size)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        info = tarfile.TarInfo("payload")
+        info.size, info.mtime = len(payload), 0
+        t.addfile(info, io.BytesIO(payload))
+    tar = raw.getvalue()
+    layer = gzip.compress(tar, compresslevel=1, mtime=0)
+    sha = lambda b: "sha256:" + hashlib.sha256(b).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [sha(tar)]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config), "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(layer), "size": len(layer)}]}).encode()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for blob in (layer, config):
+            c.request("POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
+            r = c.getresponse()
+            r.read()
+            loc = urllib.parse.urlsplit(r.getheader("Location"))
+            query = (loc.query + "&" if loc.query else "") + urllib.parse.urlencode({"digest": sha(blob)})
+            c.request("PUT", f"{loc.path}?{query}", body=blob, headers={"Content-Type": "application/octet-stream"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 201:
+                raise RuntimeError(f"blob upload to 127.0.0.1:{port}: HTTP {r.status}")
+        c.request("PUT", f"/v2/{repo}/manifests/{tag}", body=manifest, headers={"Content-Type": OCI_MANIFEST})
+        r = c.getresponse()
+        r.read()
+        if r.status != 201:
+            raise RuntimeError(f"manifest push to 127.0.0.1:{port}: HTTP {r.status}")
+    finally:
+        c.close()
+
+
+def start_registry(work, name):
+    """Debian's docker-registry on loopback, its access log (one line per request) in a file."""
+    port = free_port()
+    os.makedirs(f"{work}/{name}")
+    with open(f"{work}/{name}/registry.yml", "w") as f:
+        f.write(f"version: 0.1\nlog: {{level: error, accesslog: {{disabled: false}}}}\n"
+                f"storage: {{filesystem: {{rootdirectory: {work}/{name}/data}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n")
+    p = subprocess.Popen(["docker-registry", "serve", f"{work}/{name}/registry.yml"],
+                         stdout=open(f"{work}/{name}/access.log", "w"), stderr=open(f"{work}/{name}/error.log", "w"))
+    PROCS.append(p)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return port, f"{work}/{name}/access.log"
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("docker-registry did not start")
+
+
+def start_cri_containerd(work, config_path):
+    """A private containerd with its CRI plugin (the kubelet's API) reading hosts.toml from
+    config_path. In a container (no AppArmor, no writable oom_score_adj below ours, no overlay
+    inside overlay, no CNI) it starts with: disable_apparmor, restrict_oom_score_adj, the native
+    snapshotter; a missing CNI config only stops pod networking, never image pulls."""
+    os.makedirs(work)
+    sock = f"{work}/containerd.sock"
+    with open(f"{work}/containerd.toml", "w") as f:
+        f.write(f'''version = 2
+root = "{work}/root"
+state = "{work}/state"
+[grpc]
+  address = "{sock}"
+[ttrpc]
+  address = "{work}/containerd-ttrpc.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{work}/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{work}/cni/bin"
+    conf_dir = "{work}/cni/conf"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{config_path}"
+''')
+    p = subprocess.Popen(["containerd", "--config", f"{work}/containerd.toml"], stdout=subprocess.DEVNULL,
+                         stderr=open(f"{work}/containerd.log", "w"))
+    PROCS.append(p)
+    return p, sock
+
+
+def b5cri():
+    """B5 as the kubelet feels it: pulls through containerd's CRI plugin (ImageService/PullImage on
+    its socket) while the first of two mirrors starts hanging (accepts, never answers) at T0.
+    Shipped agent.yaml with only probe.onUnhealthy changed: `demote`, then `keep` (the baseline)."""
+    missing = [c for c in ("containerd", "docker-registry") if not shutil.which(c)]
+    try:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e", "cri"))
+        import grpc, api_pb2, api_pb2_grpc
+    except ImportError as e:
+        missing.append(f"python3-grpcio/python3-protobuf ({e})")
+    if missing:
+        row("B5 CRI failover", f"skipped ({', '.join(missing)} missing)", float("nan"), "-", 0, "<=15s", False)
+        return
+    rate, layer = 512 * 1024, 1024 * 1024       # each connection served at 512 KiB/s: a pull lasts ~2 s
+    every, before, after = 0.5, 10.0, 60.0 if QUICK else 70.0
+    deadline = 30.0                              # per PullImage (the bench's bound; see the README)
+    long_deadline = 60.0 if QUICK else 120.0     # one pull at T0 + 0 s: how long containerd waits
+    tags = int((before + after) / every) + 2
+    work = tempfile.mkdtemp(dir=TMP)
+    (r1, log1), (r2, log2) = start_registry(work, "reg-a"), start_registry(work, "reg-b")
+    t = time.monotonic()
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda job: registry_push_image(job[0], "bench/img", f"p{job[1]}", layer),
+                      [(port, i) for i in range(tags) for port in (r1, r2)]))
+    print(f"# B5CRI: {tags} images of {layer >> 10} KiB pushed to both registries in {time.monotonic() - t:.1f}s", flush=True)
+    results = {}
+    for mode in ("demote", "keep"):
+        results[mode] = b5cri_run(mode, work, (r1, log1), (r2, log2), rate, every, before, after, deadline, long_deadline, tags, grpc, api_pb2, api_pb2_grpc)
+    b5cri_report(results, before, after, deadline, long_deadline)
+
+
+def b5cri_run(mode, work, reg_a, reg_b, rate, every, before, after, deadline, long_deadline, tags, grpc, api_pb2, api_pb2_grpc):
+    (r1, log1), (r2, log2) = reg_a, reg_b
+    flag = f"{work}/hang-{mode}"
+    m1, m2 = free_ports(2)
+    for listen, target, switch in ((m1, r1, flag), (m2, r2, f"{work}/never-{mode}")):
+        p = subprocess.Popen([sys.executable, "-c", RELAY_SERVER, switch, str(listen), str(target), str(rate)])
+        PROCS.append(p)
+    relays = PROCS[-2:]
+    root = scratch_root(shipped_yaml(["containerd"]) + f"# bench: the setting B5 is about\nprobe: {{onUnhealthy: {mode}}}\n")
+    with open(f"{root}/etc/mirror-agent/mirrors.d/failover.yaml", "w") as f:
+        f.write(f'mirrors:\n  failover.invalid:\n    endpoint: ["http://127.0.0.1:{m1}", "http://127.0.0.1:{m2}"]\n')
+    ctrd, sock = start_cri_containerd(f"{work}/containerd-{mode}", f"{root}/etc/containerd/certs.d")
+    channel = grpc.insecure_channel("unix://" + sock)
+    images = api_pb2_grpc.ImageServiceStub(channel)
+    for _ in range(100):
+        try:
+            images.ListImages(api_pb2.ListImagesRequest(), timeout=2)
+            break
+        except grpc.RpcError:
+            time.sleep(0.1)
+    else:
+        raise RuntimeError(f"containerd's CRI plugin did not answer; see {work}/containerd-{mode}/containerd.log")
+    agent = start_daemon(root)
+    status, rendered, log = f"{root}/run/mirror-agent/status.json", f"{root}/etc/containerd/certs.d/failover.invalid/hosts.toml", f"{root}.log"
+
+    def up_count():
+        try:
+            return sum(1 for p in json.load(open(status)).get("probes", []) if p.get("state") == "up")
+        except (OSError, ValueError):
+            return 0
+
+    limit = time.monotonic() + 30
+    while (up_count() < 2 or not os.path.exists(rendered)) and time.monotonic() < limit:
+        time.sleep(0.05)
+    if up_count() < 2:
+        raise RuntimeError(f"the mirrors were not up in 30 s: {open(log).read()[-2000:]}")
+    a0 = sum(1 for line in open(log1) if "/manifests/" in line)
+    b0 = sum(1 for line in open(log2) if "/manifests/" in line)
+    pulls, threads, long_pulls = [], [], []
+
+    def pull(i, started, limit=deadline, into=pulls):
+        ref = f"failover.invalid/bench/img:p{i}"
+        error, details = "", ""
+        try:
+            images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=ref)), timeout=limit)
+        except grpc.RpcError as e:
+            error, details = e.code().name, e.details()
+        took = time.monotonic() - started
+        into.append({"tag": f"p{i}", "start": started, "took": took, "error": error, "details": details})
+        if not error:
+            try:
+                images.RemoveImage(api_pb2.RemoveImageRequest(image=api_pb2.ImageSpec(image=ref)), timeout=10)
+            except grpc.RpcError:
+                pass
+
+    events = {"failing": None, "down": None, "rendered": []}
+    stop = threading.Event()
+
+    def watch():
+        seen = open(rendered).read()
+        while not stop.wait(0.02):
+            now = time.monotonic()
+            text = open(log).read()
+            if events["failing"] is None and "is failing" in text:
+                events["failing"] = now
+            if events["down"] is None and " is down " in text:
+                events["down"] = now
+            try:
+                current = open(rendered).read()
+            except OSError:
+                continue
+            if current != seen:
+                seen = current
+                events["rendered"].append((now, f"127.0.0.1:{m1}" in current))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    start = time.monotonic()
+    t0 = start + before
+    hung = False
+    for i in range(tags):
+        at = start + i * every
+        if at > t0 + after:
+            break
+        if not hung and at >= t0:
+            while time.monotonic() < t0:
+                time.sleep(0.001)
+            open(flag, "w").close()   # T0: the first mirror hangs (the relay stops moving bytes)
+            hung = True
+            # The kubelet sets no deadline on PullImage (remote_image.go: context.WithCancel); one
+            # pull right after T0 with a long one (bounded here) shows how long containerd waits.
+            th = threading.Thread(target=pull, args=(tags - 1, time.monotonic(), long_deadline, long_pulls))
+            th.start()
+            threads.append(th)
+        while time.monotonic() < at:
+            time.sleep(0.005)
+        th = threading.Thread(target=pull, args=(i, time.monotonic()))
+        th.start()
+        threads.append(th)
+    for th in threads:
+        th.join(long_deadline + 15)
+    stop.set()
+    watcher.join()
+    agent.terminate()
+    agent.wait(5)
+    channel.close()
+    for p in relays + [ctrd]:
+        p.terminate()
+        p.wait(10)
+    os.unlink(flag)
+    # Who answered each pull's manifest request (the tags are unique: one image per pull).
+    served = {}
+    for name, path, skip in (("a", log1, a0), ("b", log2, b0)):
+        lines = [line for line in open(path) if "/manifests/" in line][skip:]
+        for line in lines:
+            tag = line.split("/manifests/")[1].split()[0].split("?")[0]
+            if '" 200 ' in line:
+                served.setdefault(tag, set()).add(name)
+    for p in pulls + long_pulls:
+        p["start"] -= t0
+        p["served"] = "+".join(sorted(served.get(p["tag"], ()))) or "-"
+    for key in ("failing", "down"):
+        if events[key] is not None:
+            events[key] -= t0
+    events["rendered"] = [(t - t0, has) for t, has in events["rendered"]]
+    events["long"] = long_pulls
+    return sorted(pulls, key=lambda p: p["start"]), events
+
+
+def b5cri_report(results, before, after, deadline, long_deadline):
+    fast = 10.0   # a pull not held by the hung mirror takes ~2-3 s here; a held one takes its deadline
+    name = "B5 CRI failover (shipped probe settings)"
+    summary = {}
+    for mode, (pulls, events) in results.items():
+        print(f"# B5CRI {mode}: T0 -> first failed probe {fmt_s(events['failing'])}, -> down {fmt_s(events['down'])}, "
+              f"hosts.toml changes {[(round(t, 2), 'with' if has else 'without') for t, has in events['rendered']]}")
+        print("#   start s  took s  result             manifest served by (a: the mirror that hangs at T0, b: the second)")
+        for p in pulls + [dict(p, error=(p["error"] or "ok") + f" ({long_deadline:.0f}s deadline)") for p in events["long"]]:
+            print(f"#   {p['start']:7.2f} {p['took']:7.2f}  {p['error'] or 'ok':18} {p['served']:3} {p['details'][-160:]}")
+        good = lambda p: not p["error"] and p["took"] <= fast
+        stopped = None   # the first start after T0 from which every pull completed fast
+        for i, p in enumerate(pulls):
+            if p["start"] >= 0 and all(good(q) for q in pulls[i:]):
+                stopped = p["start"]
+                break
+        summary[mode] = stopped
+        in_flight = [p for p in pulls if p["start"] < 0 < p["start"] + p["took"]]
+        failed = [p for p in in_flight if p["error"]]
+        later = [p for p in pulls if p["start"] >= 0]
+        held = [p for p in later if not good(p)]
+        row(f"{name}, onUnhealthy: {mode}", f"pulls in flight at T0: {len(in_flight)}, {len(failed)} failed "
+            f"({', '.join(sorted(set(p['error'] for p in failed))) or '-'}); longest s", max((p["took"] for p in in_flight), default=float("nan")),
+            "pull deadline s", deadline, "-", True)
+        row(f"{name}, onUnhealthy: {mode}", f"pulls started after T0 held to their deadline or failed: {len(held)} of {len(later)} "
+            f"({sum(1 for p in later if p['served'] == 'b' and good(p))} fast via mirror b)", len(held), "-", 0, "-", True)
+        for p in events["long"]:
+            row(f"{name}, onUnhealthy: {mode}", f"a pull at T0+{p['start']:.1f}s with a {long_deadline:.0f}s deadline: {p['error'] or 'ok'} after s",
+                p["took"], "its deadline s", long_deadline, "-", True)
+        if mode == "demote":
+            demote_events = events
+    d, k = summary.get("demote"), summary.get("keep")
+    keep_label = f"{k:.1f}s" if k is not None else f"never in {after:.0f}s"
+    row(name, f"T0 (mirror hangs) -> new pulls stop waiting on it s (keep: {keep_label})", d if d is not None else float("nan"),
+        "onUnhealthy: keep s (window if never)", k if k is not None else after, "demote < keep", d is not None and (k is None or d < k))
+    failing = demote_events["failing"]
+    without = [t for t, has in demote_events["rendered"] if not has]
+    if failing is not None and without:
+        row(name, "demote: first failed probe -> hosts.toml without the mirror s", without[0] - failing,
+            "T0 -> first failed probe s", failing, "<=15s", without[0] - failing <= 15)
+    if failing is not None and d is not None:
+        row(name, "demote: first failed probe -> new CRI pulls stop waiting s", d - failing, "T0 -> first failed probe s", failing, "<=15s", d - failing <= 15)
+    else:
+        row(name, "demote: new CRI pulls never stopped waiting within the window", float("nan"), "-", 0, "<=15s", False)
+
+
+def fmt_s(v):
+    return "-" if v is None else f"{v:.2f}s"
+
+
+# --- B5 hysteresis: a flapping mirror and the files --------------------------------------------------
+def b5flap():
+    """Shipped probe settings with onUnhealthy: demote; the first mirror flaps for 150 s: hung 3 s,
+    answering 3 s, again and again (a probe and its rechecks, timeout 5 s + 1 s apart, see the
+    same phase, so a failed round probe is followed by failed rechecks: it does get demoted).
+    Measured: how often the rendered hosts.toml changes, and the shortest time between changes.
+    Hysteresis: down needs 3 failed probes in a row, up 2 good full rounds, so two changes are
+    never closer than one interval (30 s)."""
+    flap_port, good_port = free_ports(2)
+    flag = f"{TMP}/flap-now"
+    srv = subprocess.Popen([sys.executable, "-c", SWITCH_SERVER, flag, str(flap_port), str(good_port)])
+    PROCS.append(srv)
+    time.sleep(1)
+    root = scratch_root(shipped_yaml(["containerd"]) + "# bench: the setting B5 is about\nprobe: {onUnhealthy: demote}\n")
+    with open(f"{root}/etc/mirror-agent/mirrors.d/flap.yaml", "w") as f:
+        f.write(f'mirrors:\n  flap.example:\n    endpoint: ["http://127.0.0.1:{flap_port}", "http://127.0.0.1:{good_port}"]\n')
+    d = start_daemon(root)
+    rendered = f"{root}/etc/containerd/certs.d/flap.example/hosts.toml"
+    for _ in range(200):
+        if os.path.exists(rendered):
+            break
+        time.sleep(0.05)
+    seen = open(rendered).read()
+    changes, flips = [], 0
+    start = time.monotonic()
+    duration = 90 if QUICK else 150
+    while time.monotonic() - start < duration:
+        phase = (time.monotonic() - start) % 6
+        hang = phase < 3
+        if hang != os.path.exists(flag):
+            open(flag, "w").close() if hang else os.unlink(flag)
+            flips += 1
+        current = open(rendered).read()
+        if current != seen:
+            seen = current
+            changes.append(time.monotonic() - start)
+        time.sleep(0.02)
+    d.terminate()
+    d.wait(5)
+    if os.path.exists(flag):
+        os.unlink(flag)
+    gaps = [b - a for a, b in zip(changes, changes[1:])]
+    shortest = min(gaps) if gaps else float("nan")
+    print(f"# B5FLAP: {flips} flips, hosts.toml changed at {[round(c, 1) for c in changes]} s")
+    row("B5 hysteresis, flapping mirror (shipped probe settings, demote)", f"hosts.toml changes in {duration}s: {len(changes)} "
+        f"(the mirror changed {flips} times: hung 3 s, up 3 s); shortest gap s", shortest, "probe interval s", 30,
+        ">=30s between changes", not gaps or shortest >= 30)
+
+
 def main():
     if not os.access(AGENT, os.X_OK):
         sys.exit(f"no agent binary at {AGENT}")
-    benches = [b1, b2, b3, b4, b5f, b5]
+    benches = [b1, b2, b3, b4, b5f, b5, b5cri, b5flap]
     only = [a for a in sys.argv[2:] if a.startswith("B")]
     try:
         for bench in benches:

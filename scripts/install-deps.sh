@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh build|test|deb|e2e|cri|bench
 set -euo pipefail
 build=(libyaml-dev libsystemd-dev pkg-config dpkg-dev)
-test=(containerd skopeo docker-registry openssl apache2-utils python3 python3-prometheus-client iproute2 curl time)
+test=(containerd skopeo docker-registry openssl apache2-utils python3 python3-prometheus-client iproute2 curl time strace)
 deb=(debhelper dpkg-dev lintian)
 # The e2e suite's CRI client (tests/e2e/cri) runs on the host with Debian's gRPC and protobuf.
 e2e=(debootstrap systemd-container python3-grpcio python3-protobuf apache2-utils)

@@ -79,13 +79,14 @@ public struct AtomicWriter: Sendable {
         }
     }
 
-    /// How many files one durability step covers at most: each keeps a file descriptor open
-    /// until it is synced, and a service's soft RLIMIT_NOFILE is often 1,024.
+    /// How many directories a large write keeps open at most (a service's soft RLIMIT_NOFILE
+    /// is often 1,024); more are closed and opened again when needed. Temporary files are not
+    /// kept open: `syncfs` needs no descriptor of them.
     static let batchSize = 256
 
-    /// Up to this many files a batch syncs each file and directory on its own (it touches only
-    /// its own data); above it, one `syncfs` per filesystem per step (one journal commit and one
-    /// disk-cache flush, where each fsync would flush the cache again).
+    /// Up to this many files a write syncs each file and directory on its own (it touches only
+    /// its own data); above it, one `syncfs` per filesystem per step for all the files (one
+    /// journal commit and one disk-cache flush, where each fsync would flush the cache again).
     static let fsyncLimit = 16
 
     /// Writes `contents` to `base/relative` atomically. Returns the directories under `base` it
@@ -102,19 +103,26 @@ public struct AtomicWriter: Sendable {
     /// The guarantee is the one of a single write: after a crash every file is its old version
     /// or its new one, and a temporary file left by the crash is removed by the next write into
     /// its directory. What changes is the cost: instead of an fsync of the file, a rename and an
-    /// fsync of the directory per file (three journal commits each on ext4), a batch
+    /// fsync of the directory per file (three journal commits each on ext4), the call
     ///
-    /// 1. writes every temporary file and starts its writeback at once
-    ///    (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the data of the whole batch is in
-    ///    flight together;
+    /// 1. writes every temporary file (creating missing directories); for at most
+    ///    ``fsyncLimit`` files it starts each one's writeback at once
+    ///    (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so their data is in flight together
+    ///    (for more, `syncfs` writes them all back in one go);
     /// 2. makes them durable in one step: `syncfs(2)` once per filesystem (one journal commit,
-    ///    one disk-cache flush), or, for a batch of at most ``fsyncLimit`` files, an `fsync` of
-    ///    each (the first commits the transaction holding them all);
+    ///    one disk-cache flush for the data, the inodes and the new directories' entries), or,
+    ///    for at most ``fsyncLimit`` files, an `fsync` of each (the first commits the
+    ///    transaction holding them all);
     /// 3. renames them all into place;
-    /// 4. makes the renames durable: `syncfs` again, or for a small batch an `fsync` of each
+    /// 4. makes the renames durable: `syncfs` again, or for a few files an `fsync` of each
     ///    directory renamed into, once, then of the parent of each directory it created, once.
     ///
-    /// Why `syncfs` only for large batches: it also flushes whatever else is dirty on the
+    /// However many files there are, a large write costs two `syncfs` per filesystem: the
+    /// temporaries are closed once written and at most ``batchSize`` directories are open at a
+    /// time (a directory is opened again for the rename, without following symlinks, as for
+    /// the temporary).
+    ///
+    /// Why `syncfs` only for large writes: it also flushes whatever else is dirty on the
     /// filesystem (an image pull containerd is writing to the same disk, for one), so a typical
     /// pass that changes a few files syncs just its own; but each `fsync` ends in a flush of the
     /// disk cache, and thousands of them (2,000 files: 4,000 flushes) cost seconds where two
@@ -130,28 +138,20 @@ public struct AtomicWriter: Sendable {
     /// either: both read each host's file on its own (per pull for containerd, per reload for
     /// CRI-O). So the agent keeps per-file renames and batches only their durability.
     public func writeAll(_ writes: [Write]) -> [Result<[String], WriteError>] {
-        var results: [Result<[String], WriteError>] = []
-        results.reserveCapacity(writes.count)
-        var start = 0
-        while start < writes.count {
-            let end = min(start + Self.batchSize, writes.count)
-            results += writeBatch(writes[start..<end])
-            start = end
-        }
-        return results
+        writes.count > Self.fsyncLimit ? writeLarge(writes) : writeSmall(writes)
     }
 
-    private func writeBatch(_ writes: ArraySlice<Write>) -> [Result<[String], WriteError>] {
+    /// A few files: each file and each directory synced on its own.
+    private func writeSmall(_ writes: [Write]) -> [Result<[String], WriteError>] {
         struct Item {
             var index: Int
             var directory: String
             var name: String
             var temporary: String
             var fd: Int32
-            var created: [String]
         }
         var results = [Result<[String], WriteError>](repeating: .success([]), count: writes.count)
-        // Each directory is opened (and cleaned of stale temporaries) once per batch.
+        // Each directory is opened (and cleaned of stale temporaries) once.
         var directories: [String: Int32] = [:]
         var parentsToSync: [String: (base: String, components: [String])] = [:]
         defer { for fd in directories.values { close(fd) } }
@@ -185,7 +185,7 @@ public struct AtomicWriter: Sendable {
                     parentsToSync[write.base + "\u{0}" + upper.joined(separator: "/")] = (write.base, upper)
                 }
             }
-            let temporary = "\(Self.temporaryMarker)\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(name)"
+            let temporary = temporaryName(for: name)
             let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(write.mode))
             guard fd >= 0 else {
                 results[offset] = .failure(failure(write.base, write.relative, "cannot create a temporary file"))
@@ -197,36 +197,17 @@ public struct AtomicWriter: Sendable {
                 unlinkat(dir, temporary, 0)
                 continue
             }
-            // Start the writeback now; step 2 waits for all of it at once.
+            // Start the writeback now; step 2 waits for all of it.
             _ = msa_start_writeback(fd)
             results[offset] = .success(created)
-            items.append(Item(index: offset, directory: key, name: name, temporary: temporary, fd: fd, created: created))
+            items.append(Item(index: offset, directory: key, name: name, temporary: temporary, fd: fd))
         }
 
         // 2. Durable before any rename: after a crash a renamed file is never empty or partial.
-        // A large batch: one syncfs per filesystem (each fsync would still flush the disk cache).
-        let large = items.count > Self.fsyncLimit
-        var failedFilesystems = Set<dev_t>()
-        var filesystems: [dev_t: Int32] = [:]
-        if large {
-            for item in items {
-                var info = stat()
-                guard fstat(item.fd, &info) == 0 else { continue }
-                if filesystems[info.st_dev] == nil { filesystems[info.st_dev] = item.fd }
-            }
-            for (device, fd) in filesystems where msa_syncfs(fd) != 0 { failedFilesystems.insert(device) }
-        }
         var synced: [Item] = []
         for item in items {
-            let write = writes[writes.startIndex + item.index]
-            var info = stat()
-            let durable: Bool
-            if large, fstat(item.fd, &info) == 0, filesystems[info.st_dev] != nil {
-                durable = !failedFilesystems.contains(info.st_dev)
-            } else {
-                durable = fsync(item.fd) == 0
-            }
-            if !durable {
+            let write = writes[item.index]
+            guard fsync(item.fd) == 0 else {
                 results[item.index] = .failure(failure(write.base, write.relative, "cannot sync"))
                 close(item.fd)
                 unlinkat(directories[item.directory]!, item.temporary, 0)
@@ -241,7 +222,7 @@ public struct AtomicWriter: Sendable {
         var renamedInto: [String] = []
         var seen = Set<String>()
         for item in synced {
-            let write = writes[writes.startIndex + item.index]
+            let write = writes[item.index]
             let dir = directories[item.directory]!
             guard renameat(dir, item.temporary, dir, item.name) == 0 else {
                 results[item.index] = .failure(failure(write.base, write.relative, "cannot rename into place"))
@@ -253,37 +234,184 @@ public struct AtomicWriter: Sendable {
 
         // 4. Each directory renamed into, once; then the parent of each directory created.
         var unsynced = Set<String>()
-        if large {
-            // One syncfs per filesystem commits every rename and new directory entry at once.
-            var done: [dev_t: Bool] = [:]
-            for key in renamedInto {
-                var info = stat()
-                let fd = directories[key]!
-                guard fstat(fd, &info) == 0 else { unsynced.insert(key); continue }
-                if done[info.st_dev] == nil { done[info.st_dev] = msa_syncfs(fd) == 0 }
-                if done[info.st_dev] == false { unsynced.insert(key) }
-            }
-            for (key, parent) in parentsToSync {
-                let known = directories[key]
-                guard let fd = known ?? (try? openDirectories(base: parent.base, parent.components, create: false).fd) else { continue }
-                var info = stat()
-                if fstat(fd, &info) != 0 || done[info.st_dev] != true { fsync(fd) }
-                if known == nil { close(fd) }
-            }
-        } else {
-            for key in renamedInto where fsync(directories[key]!) != 0 { unsynced.insert(key) }
-            for (key, parent) in parentsToSync where directories[key] == nil {
-                guard let fd = try? openDirectories(base: parent.base, parent.components, create: false).fd else { continue }
-                fsync(fd)
-                close(fd)
-            }
-            for (key, fd) in directories where parentsToSync[key] != nil && !seen.contains(key) { fsync(fd) }
+        for key in renamedInto where fsync(directories[key]!) != 0 { unsynced.insert(key) }
+        for (key, parent) in parentsToSync where directories[key] == nil {
+            guard let fd = try? openDirectories(base: parent.base, parent.components, create: false).fd else { continue }
+            fsync(fd)
+            close(fd)
         }
+        for (key, fd) in directories where parentsToSync[key] != nil && !seen.contains(key) { fsync(fd) }
         for item in synced where unsynced.contains(item.directory) {
-            let write = writes[writes.startIndex + item.index]
+            let write = writes[item.index]
             results[item.index] = .failure(failure(write.base, write.relative, "cannot sync its directory"))
         }
         return results
+    }
+
+    /// Many files: one `syncfs` per filesystem before the renames and one after, for all of them.
+    private func writeLarge(_ writes: [Write]) -> [Result<[String], WriteError>] {
+        struct Item {
+            var index: Int
+            var key: String
+            var components: [String]
+            var name: String
+            var temporary: String
+            var device: dev_t
+        }
+        var results = [Result<[String], WriteError>](repeating: .success([]), count: writes.count)
+        var open = OpenDirectories(writer: self)
+        defer { open.closeAll() }
+        // One open directory per filesystem, for syncfs.
+        var filesystems: [dev_t: Int32] = [:]
+        defer { for fd in filesystems.values { close(fd) } }
+        var cleaned = Set<String>()
+        var items: [Item] = []
+        items.reserveCapacity(writes.count)
+
+        // 1. Every temporary file, written and closed.
+        for (index, write) in writes.enumerated() {
+            let (components, name) = split(write.relative)
+            let key = write.base + "\u{0}" + components.joined(separator: "/")
+            let directory: OpenDirectories.Directory
+            do {
+                guard let opened = try open.directory(base: write.base, components, key: key, create: true) else {
+                    results[index] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot create its directory", code: ENOENT))
+                    continue
+                }
+                directory = opened
+            } catch {
+                results[index] = .failure(error)
+                continue
+            }
+            if cleaned.insert(key).inserted {
+                // A directory made just now holds no leftovers of an earlier run.
+                if directory.created.last != components.joined(separator: "/") || components.isEmpty { removeStaleTemporaries(in: directory.fd) }
+                if filesystems[directory.device] == nil { filesystems[directory.device] = fcntl(directory.fd, F_DUPFD_CLOEXEC, 0) }
+            }
+            let temporary = temporaryName(for: name)
+            let fd = openat(directory.fd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(write.mode))
+            guard fd >= 0 else {
+                results[index] = .failure(failure(write.base, write.relative, "cannot create a temporary file"))
+                continue
+            }
+            if let problem = fill(fd, with: write.contents, mode: write.mode) {
+                results[index] = .failure(failure(write.base, write.relative, problem))
+                close(fd)
+                unlinkat(directory.fd, temporary, 0)
+                continue
+            }
+            // No sync_file_range here: syncfs writes back every file at once, in the kernel's
+            // flusher threads (starting each file's writeback from this thread cost more CPU
+            // than it overlapped).
+            close(fd)
+            results[index] = .success(directory.created)
+            items.append(Item(index: index, key: key, components: components, name: name, temporary: temporary, device: directory.device))
+        }
+
+        // 2. Durable before any rename (data, inodes and new directories): one syncfs per
+        // filesystem. After a crash a renamed file is never empty or partial.
+        var syncErrors: [dev_t: Int32] = [:]
+        for (device, fd) in filesystems {
+            let result = fd < 0 ? -EBADF : msa_syncfs(fd)
+            if result != 0 { syncErrors[device] = -result }
+        }
+
+        // 3. Into place. rename replaces whatever is at the name (even a symlink) without
+        // following it.
+        var renamed: [Item] = []
+        for item in items {
+            let write = writes[item.index]
+            // Opened again as for the temporary: a directory swapped for a symlink meanwhile is refused.
+            let reopened: OpenDirectories.Directory?
+            do {
+                reopened = try open.directory(base: write.base, item.components, key: item.key, create: false)
+            } catch {
+                results[item.index] = .failure(error)
+                continue
+            }
+            guard let directory = reopened else {
+                results[item.index] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot rename into place: its directory is gone", code: ENOENT))
+                continue
+            }
+            if let code = syncErrors[item.device] {
+                results[item.index] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot sync: \(String(cString: strerror(code)))", code: code))
+                unlinkat(directory.fd, item.temporary, 0)
+                continue
+            }
+            guard renameat(directory.fd, item.temporary, directory.fd, item.name) == 0 else {
+                results[item.index] = .failure(failure(write.base, write.relative, "cannot rename into place"))
+                unlinkat(directory.fd, item.temporary, 0)
+                continue
+            }
+            renamed.append(item)
+        }
+
+        // 4. The renames durable: one syncfs per filesystem again.
+        var renameSyncErrors: [dev_t: Int32] = [:]
+        for device in Set(renamed.map(\.device)) {
+            let result = msa_syncfs(filesystems[device]!)
+            if result != 0 { renameSyncErrors[device] = -result }
+        }
+        for item in renamed {
+            guard let code = renameSyncErrors[item.device] else { continue }
+            let write = writes[item.index]
+            results[item.index] = .failure(WriteError(path: root.path(write.base + "/" + write.relative), message: "cannot sync its directory: \(String(cString: strerror(code)))", code: code))
+        }
+        return results
+    }
+
+    /// The directories one large write has open: each base directory once, each directory below
+    /// it while fewer than ``batchSize`` are open (then all are closed and opened again on use).
+    private struct OpenDirectories {
+        struct Directory {
+            var fd: Int32
+            var device: dev_t
+            /// The directories created to open it (relative to the base), this time only.
+            var created: [String]
+        }
+
+        let writer: AtomicWriter
+        var bases: [String: Int32] = [:]
+        var directories: [String: Directory] = [:]
+
+        init(writer: AtomicWriter) { self.writer = writer }
+
+        mutating func directory(base: String, _ components: [String], key: String, create: Bool) throws(WriteError) -> Directory? {
+            if var known = directories[key] {
+                known.created = []
+                return known
+            }
+            if directories.count >= AtomicWriter.batchSize {
+                for directory in directories.values { close(directory.fd) }
+                directories = [:]
+            }
+            let baseFD: Int32
+            if let known = bases[base] {
+                baseFD = known
+            } else {
+                guard let opened = try writer.openBase(base, create: create) else { return nil }
+                bases[base] = opened
+                baseFD = opened
+            }
+            let (opened, created) = try writer.openBelow(baseFD, basePath: writer.root.path(base), components, create: create, syncCreated: false)
+            guard let fd = opened else { return nil }
+            var info = stat()
+            if fstat(fd, &info) != 0 { info.st_dev = 0 }
+            let directory = Directory(fd: fd, device: info.st_dev, created: created)
+            directories[key] = directory
+            return directory
+        }
+
+        mutating func closeAll() {
+            for directory in directories.values { close(directory.fd) }
+            for fd in bases.values { close(fd) }
+            directories = [:]
+            bases = [:]
+        }
+    }
+
+    private func temporaryName(for name: String) -> String {
+        "\(Self.temporaryMarker)\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(name)"
     }
 
     /// Writes all of `contents` to `fd` and sets its mode exactly; the problem, if any.
@@ -348,6 +476,14 @@ public struct AtomicWriter: Sendable {
     /// A directory it creates is made durable in its parent at once unless `syncCreated` is false
     /// (then the caller syncs the parent later, once for many).
     private func openDirectories(base: String, _ components: [String], create: Bool, syncCreated: Bool = true) throws(WriteError) -> (fd: Int32?, created: [String]) {
+        guard let baseFD = try openBase(base, create: create) else { return (nil, []) }
+        defer { close(baseFD) }
+        return try openBelow(baseFD, basePath: root.path(base), components, create: create, syncCreated: syncCreated)
+    }
+
+    /// Opens `base` (created with its parents when asked; existing parents are trusted and
+    /// followed); nil when it does not exist.
+    fileprivate func openBase(_ base: String, create: Bool) throws(WriteError) -> Int32? {
         let basePath = root.path(base)
         var fd = open(basePath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd < 0 && errno == ENOENT && create {
@@ -355,9 +491,24 @@ public struct AtomicWriter: Sendable {
             fd = open(basePath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         }
         if fd < 0 {
-            if errno == ENOENT { return (nil, []) }
+            if errno == ENOENT { return nil }
             let code = errno
             throw WriteError(path: basePath, message: "cannot open directory: \(String(cString: strerror(code)))", code: code)
+        }
+        return fd
+    }
+
+    /// Opens each of `components` below the open directory `baseFD` (left open) with
+    /// `O_NOFOLLOW`, creating them when asked; a new descriptor, or nil when one is missing.
+    fileprivate func openBelow(_ baseFD: Int32, basePath: String, _ components: [String], create: Bool, syncCreated: Bool) throws(WriteError) -> (fd: Int32?, created: [String]) {
+        var fd = baseFD
+        if components.isEmpty {
+            let copy = fcntl(baseFD, F_DUPFD_CLOEXEC, 0)
+            if copy < 0 {
+                let code = errno
+                throw WriteError(path: basePath, message: "cannot open directory: \(String(cString: strerror(code)))", code: code)
+            }
+            return (copy, [])
         }
         var created: [String] = []
         var walked: [String] = []
@@ -374,13 +525,13 @@ public struct AtomicWriter: Sendable {
                 } else if errno != EEXIST {
                     let code = errno
                     let error = WriteError(path: basePath + "/" + walked.joined(separator: "/"), message: "cannot create directory: \(String(cString: strerror(code)))", code: code)
-                    close(fd)
+                    if fd != baseFD { close(fd) }
                     throw error
                 }
                 next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
             let code = errno
-            close(fd)
+            if fd != baseFD { close(fd) }
             if next < 0 {
                 if code == ENOENT { return (nil, created) }
                 let path = basePath + "/" + walked.joined(separator: "/")

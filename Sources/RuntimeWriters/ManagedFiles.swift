@@ -93,10 +93,38 @@ public struct ManagedFiles: Sendable {
         case .failure(.missing): return (Manifest(), nil)
         case .failure(let error): return (Manifest(), .warning("cannot read the ownership manifest (\(error)); files marked as managed are still recognized", at: .file(path)))
         case .success(let bytes):
-            if let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)) { return (manifest, nil) }
+            if let manifest = Self.lastManifest.decoded(bytes) { return (manifest, nil) }
+            if let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)) {
+                Self.lastManifest.remember(bytes, manifest)
+                return (manifest, nil)
+            }
             return (Manifest(), .warning("the ownership manifest is unreadable; files marked as managed are still recognized", at: .file(path)))
         }
     }
+
+    /// The manifest last read or written by this process, with its exact bytes: a pass reads
+    /// the manifest once per runtime (and once more for CRI-O's preview), and decoding 2,000
+    /// entries again costs more than comparing the bytes read with the ones remembered.
+    final class LastManifest: @unchecked Sendable {
+        private let lock = NSLock()
+        private var bytes: [UInt8] = []
+        private var manifest: Manifest?
+
+        func decoded(_ read: [UInt8]) -> Manifest? {
+            lock.lock()
+            defer { lock.unlock() }
+            return read == bytes ? manifest : nil
+        }
+
+        func remember(_ bytes: [UInt8], _ manifest: Manifest) {
+            lock.lock()
+            defer { lock.unlock() }
+            self.bytes = bytes
+            self.manifest = manifest
+        }
+    }
+
+    static let lastManifest = LastManifest()
 
     /// Puts `files` in force for `runtimes`: writes what differs, removes what the agent owned
     /// for those runtimes and no longer renders.
@@ -167,9 +195,15 @@ public struct ManagedFiles: Sendable {
 
         // Record the intent first: after a crash, every file the agent may have written is in
         // the manifest, so the next run still knows it as its own.
-        var intent = manifest
-        for (path, entry) in next where owned[path] == nil { intent.files.append(entry) }
-        if intent != manifest { _ = saveManifest(intent, into: &outcome) }
+        // In path order, as the final manifest: when nothing else changes (no directory
+        // created, nothing removed), the final one is this one and is not saved again.
+        var saved = manifest
+        let added = next.filter { owned[$0.key] == nil }
+        if !added.isEmpty {
+            var intent = manifest
+            intent.files = (manifest.files.map { ($0.path, $0) } + added.map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }.map(\.1)
+            if saveManifest(intent, into: &outcome) { saved = intent }
+        }
 
         // Backups of adopted files first, durable before the originals are replaced.
         var writable: [Pending] = []
@@ -206,8 +240,9 @@ public struct ManagedFiles: Sendable {
             }
         }
         var final = Manifest()
-        final.files = next.values.sorted { $0.path < $1.path }
-        if final != manifest { _ = saveManifest(final, into: &outcome) }
+        // By key (each entry's path): no path is built per comparison.
+        final.files = next.sorted { $0.key < $1.key }.map(\.value)
+        if final != saved { _ = saveManifest(final, into: &outcome) }
         return outcome
     }
 
@@ -219,10 +254,12 @@ public struct ManagedFiles: Sendable {
         do {
             // The same list, one path a line, for the package's purge script (no JSON in sh).
             let list = manifest.files.map { $0.path + "\n" }.joined()
+            let bytes = Array(data)
             for result in writer.writeAll([
-                AtomicWriter.Write(Array(data), base: stateDirectory, relative: Self.manifestName, mode: 0o644),
+                AtomicWriter.Write(bytes, base: stateDirectory, relative: Self.manifestName, mode: 0o644),
                 AtomicWriter.Write(Array(list.utf8), base: stateDirectory, relative: Self.ownedFilesName, mode: 0o644),
             ]) { _ = try result.get() }
+            Self.lastManifest.remember(bytes, manifest)
             return true
         } catch {
             outcome.fail(error, prefix: "ownership manifest: ")

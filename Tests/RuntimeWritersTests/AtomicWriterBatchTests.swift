@@ -25,16 +25,27 @@ final class AtomicWriterBatchTests: ScratchRootTestCase {
     }
 
     func testOneBadFileFailsAloneAndLeavesNoTemporary() throws {
+        try checkOneBadFileFailsAlone(padding: 0)
+    }
+
+    /// The same with more files than ``AtomicWriter.fsyncLimit``: the syncfs path, whose renames
+    /// open each directory again.
+    func testOneBadFileFailsAloneInALargeWrite() throws {
+        try checkOneBadFileFailsAlone(padding: 40)
+    }
+
+    private func checkOneBadFileFailsAlone(padding: Int) throws {
         let outside = scratch + "/outside"
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root.path("/etc/containerd/certs.d"), withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: root.path("/etc/containerd/certs.d/evil.example"), withDestinationPath: outside)
         // A directory at a file's own place: the rename fails after the temporary was synced.
         try FileManager.default.createDirectory(atPath: root.path("/etc/containerd/certs.d/dir.example/hosts.toml/x"), withIntermediateDirectories: true)
-        let writes = ["a.example", "evil.example", "dir.example", "b.example"].map {
+        let writes = (["a.example", "evil.example", "dir.example", "b.example"] + (0..<padding).map { "pad\($0).example" }).map {
             AtomicWriter.Write(Array("x = 1\n".utf8), base: "/etc/containerd/certs.d", relative: "\($0)/hosts.toml", mode: 0o644)
         }
         let results = AtomicWriter(root: root).writeAll(writes)
+        for i in 4..<writes.count { XCTAssertNoThrow(try results[i].get()) }
         XCTAssertNoThrow(try results[0].get())
         XCTAssertThrowsError(try results[1].get()) { XCTAssertTrue("\($0)".contains("symlink"), "\($0)") }
         XCTAssertThrowsError(try results[2].get()) { XCTAssertTrue("\($0)".contains("cannot rename into place"), "\($0)") }
@@ -45,15 +56,28 @@ final class AtomicWriterBatchTests: ScratchRootTestCase {
     }
 
     func testStaleTemporariesOfADeadWriterGoInEveryDirectoryOfTheBatch() throws {
+        try checkStaleTemporariesGo(padding: 0)
+    }
+
+    func testStaleTemporariesOfADeadWriterGoInEveryDirectoryOfALargeWrite() throws {
+        try checkStaleTemporariesGo(padding: 40)
+    }
+
+    private func checkStaleTemporariesGo(padding: Int) throws {
         for host in ["a.example", "b.example"] {
             let directory = root.path("/etc/containerd/certs.d/\(host)")
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try "half".write(toFile: directory + "/.mirror-agent-tmp-999999999-1-hosts.toml", atomically: false, encoding: .utf8)
         }
-        let writes = ["a.example", "b.example"].map {
+        // A stale temporary at the base too (a file written directly into it).
+        try "half".write(toFile: root.path("/etc/containerd/certs.d/.mirror-agent-tmp-999999999-2-top.conf"), atomically: false, encoding: .utf8)
+        var writes = (["a.example", "b.example"] + (0..<padding).map { "pad\($0).example" }).map {
             AtomicWriter.Write(Array("x = 1\n".utf8), base: "/etc/containerd/certs.d", relative: "\($0)/hosts.toml", mode: 0o644)
         }
+        writes.append(AtomicWriter.Write(Array("top\n".utf8), base: "/etc/containerd/certs.d", relative: "top.conf", mode: 0o644))
         XCTAssertEqual(AtomicWriter(root: root).writeAll(writes).filter { (try? $0.get()) == nil }.count, 0)
+        let top = try FileManager.default.contentsOfDirectory(atPath: root.path("/etc/containerd/certs.d")).filter { $0.hasPrefix(".mirror-agent-tmp-") }
+        XCTAssertEqual(top, [], "the base's stale temporary is removed too")
         for host in ["a.example", "b.example"] {
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path("/etc/containerd/certs.d/\(host)")), ["hosts.toml"])
         }

@@ -34,6 +34,21 @@ final class ManagedFilesTests: ScratchRootTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.path("/etc/containerd/certs.d/b.example")), "the directory the agent created goes too")
     }
 
+    func testTheManifestIsReadAgainWhenItChangedOnDisk() throws {
+        // The manifest this process saved is remembered with its bytes; an edit on disk (another
+        // agent process, an admin, the package's purge) must be what the next load sees.
+        let a = file("a.example", "server = \"https://a.example\"\n")
+        _ = managed().apply([a], runtimes: [.containerd], dryRun: false)
+        XCTAssertEqual(managed().loadManifest().0.files.map(\.path), [a.path])
+        let path = root.path("/var/lib/mirror-agent/manifest.json")
+        let edited = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "a.example", with: "z.example")
+        try edited.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(managed().loadManifest().0.files.map(\.path), ["/etc/containerd/certs.d/z.example/hosts.toml"])
+        try "{}".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(managed().loadManifest().0.files, [], "an unreadable manifest is not replaced by the remembered one")
+        XCTAssertNotNil(managed().loadManifest().1)
+    }
+
     func testAFailedWriteKeepsTheKernelsErrnoAndTheOthersAreWritten() throws {
         // A regular file where a host's directory belongs: the kernel says ENOTDIR, and the daemon's
         // backoff is chosen from that code, not from the message.

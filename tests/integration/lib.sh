@@ -32,7 +32,7 @@ declare -p H_PIDS >/dev/null 2>&1 || H_PIDS=()
 # harness_install_deps: install the tools the harness drives, only those that are missing.
 harness_install_deps() {
   local -A pkg_for=([docker-registry]=docker-registry [skopeo]=skopeo [containerd]=containerd
-    [ctr]=containerd [openssl]=openssl [python3]=python3 [curl]=curl [htpasswd]=apache2-utils)
+    [ctr]=containerd [openssl]=openssl [python3]=python3 [curl]=curl [htpasswd]=apache2-utils [strace]=strace)
   local cmd pkgs=()
   for cmd in "${!pkg_for[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || pkgs+=("${pkg_for[$cmd]}")

@@ -1,5 +1,6 @@
 import DesiredState
 import Diagnostics
+import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -105,22 +106,15 @@ public struct ManagedFiles: Sendable {
     /// The manifest last read or written by this process, with its exact bytes: a pass reads
     /// the manifest once per runtime (and once more for CRI-O's preview), and decoding 2,000
     /// entries again costs more than comparing the bytes read with the ones remembered.
-    final class LastManifest: @unchecked Sendable {
-        private let lock = NSLock()
-        private var bytes: [UInt8] = []
-        private var manifest: Manifest?
+    final class LastManifest: Sendable {
+        private let state = Mutex<(bytes: [UInt8], manifest: Manifest?)>(([], nil))
 
         func decoded(_ read: [UInt8]) -> Manifest? {
-            lock.lock()
-            defer { lock.unlock() }
-            return read == bytes ? manifest : nil
+            state.withLock { read == $0.bytes ? $0.manifest : nil }
         }
 
         func remember(_ bytes: [UInt8], _ manifest: Manifest) {
-            lock.lock()
-            defer { lock.unlock() }
-            self.bytes = bytes
-            self.manifest = manifest
+            state.withLock { $0 = (bytes, manifest) }
         }
     }
 

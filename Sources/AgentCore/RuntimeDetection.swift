@@ -11,12 +11,14 @@ import Glibc
 
 /// Facts about the installed runtimes that only running them can tell.
 public enum RuntimeDetection {
-    /// containerd's version from `containerd --version` under the root, when it can be run.
+    /// containerd's version from `containerd --version` under the root, when it can be run (within
+    /// five seconds: a wedged binary must not stall a pass).
     public static func containerdVersion(root: HostRoot) -> String? {
         for candidate in ["/usr/bin/containerd", "/usr/local/bin/containerd"] {
             let path = root.path(candidate)
             guard FileManager.default.isExecutableFile(atPath: path) else { continue }
-            guard let data = Subprocess.run(path, ["--version"])?.standardOutput else { continue }
+            guard let run = Subprocess.run(path, ["--version"], timeout: .seconds(5)), !run.timedOut else { continue }
+            let data = run.standardOutput
             // "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1" or "... v2.1.3 <commit>"
             let words = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace)
             if let word = words.first(where: { $0.drop(while: { $0 == "v" }).first?.isNumber == true && $0.contains(".") }) {
@@ -27,7 +29,8 @@ public enum RuntimeDetection {
     }
 
     /// `containerd --config <candidate> config dump` on this host, when containerd is installed:
-    /// the dump (stdout, TOML) and containerd's log lines (stderr) apart.
+    /// the dump (stdout, TOML) and containerd's log lines (stderr) apart; nil when it cannot run or
+    /// takes more than 30 seconds.
     public static func containerdConfigDump(candidate: String) -> (succeeded: Bool, output: String, errors: String)? {
         let binary = ["/usr/bin/containerd", "/usr/local/bin/containerd"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let binary else { return nil }
@@ -36,7 +39,7 @@ public enum RuntimeDetection {
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("config.toml")
         guard (try? candidate.write(to: file, atomically: true, encoding: .utf8)) != nil,
-            let run = Subprocess.run(binary, ["--config", file.path, "config", "dump"], captureStandardError: true)
+            let run = Subprocess.run(binary, ["--config", file.path, "config", "dump"], captureStandardError: true, timeout: .seconds(30)), !run.timedOut
         else { return nil }
         return (run.succeeded, String(decoding: run.standardOutput, as: UTF8.self), String(decoding: run.standardError, as: UTF8.self))
     }

@@ -36,13 +36,15 @@ public enum Subprocess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // The pipes first: if this process started with 0, 1 or 2 closed, a pipe end may be one of
+        // them, and opening /dev/null there first would replace it.
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         if captureStandardError {
             posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         } else {
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
 
         // The daemon blocks the signals it reads through signalfd; the child must not inherit that.
         var attributes = posix_spawnattr_t()
@@ -102,7 +104,23 @@ public enum Subprocess {
         }
 
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
+        var reaped = false
+        // A program may close its output and go on running: the time limit holds for it too.
+        if let deadline, !output.timedOut {
+            while true {
+                let ended = waitpid(pid, &status, WNOHANG)
+                if ended == pid { reaped = true; break }
+                if ended < 0, errno != EINTR { return output }
+                if ContinuousClock.now >= deadline {
+                    output.timedOut = true
+                    kill(pid, SIGKILL)
+                    break
+                }
+                var pause = timespec(tv_sec: 0, tv_nsec: 5_000_000)
+                nanosleep(&pause, nil)
+            }
+        }
+        while !reaped, waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { return output }
         }
         // WIFEXITED / WEXITSTATUS (macros Swift does not import).
@@ -110,7 +128,9 @@ public enum Subprocess {
         return output
     }
 
-    /// A pipe whose ends other programs this process starts do not inherit.
+    /// A pipe whose ends other programs this process starts do not inherit. (Glibc's Swift
+    /// module does not export pipe2; the window between pipe and fcntl matters only if another
+    /// thread spawns a program at that very moment.)
     private static func pipeClosedOnExec(_ ends: inout [Int32]) -> Bool {
         guard pipe(&ends) == 0 else { return false }
         for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }

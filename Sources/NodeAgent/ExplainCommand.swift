@@ -142,12 +142,12 @@ struct ExplainCommand: ParsableCommand {
         var probes: [Explanation.EndpointHealthState]?
     }
 
-    /// `containerd --config FILE config dump`, bounded by the usual process lifetime; nil when
-    /// it fails (then the files are read instead).
+    /// `containerd --config FILE config dump`, within 30 seconds; nil when it fails or takes
+    /// longer (then the files are read instead).
     static func configDump(_ file: String) -> String? {
         let binary = ["/usr/bin/containerd", "/usr/local/bin/containerd"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let binary else { return nil }
-        guard let run = Subprocess.run(binary, ["--config", file, "config", "dump"]), run.succeeded else { return nil }
+        guard let run = Subprocess.run(binary, ["--config", file, "config", "dump"], timeout: .seconds(30)), run.succeeded else { return nil }
         return String(decoding: run.standardOutput, as: UTF8.self)
     }
 }

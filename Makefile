@@ -50,7 +50,12 @@ deb: deps-deb
 	bash tests/packaging/selftest.sh
 	python3 tests/packaging/check-depends.py $(DEB)
 	@# FoundationEssentials only: full Foundation would bring ICU's data (icudt*, 34 MB) back.
-	@if dpkg-deb --fsys-tarfile $(DEB) | tar -xO ./usr/bin/mirror-agent | strings -a | grep icudt >/dev/null; then echo 'not ok - the packaged mirror-agent carries ICU data (full Foundation is linked)'; exit 1; else echo 'ok - no ICU data in the packaged mirror-agent'; fi
+	@# The binary is extracted first: a failed extraction must fail the check, not pass it.
+	@rm -f .cache/packaged-mirror-agent; mkdir -p .cache
+	@dpkg-deb --fsys-tarfile $(DEB) | tar -xO ./usr/bin/mirror-agent > .cache/packaged-mirror-agent
+	@test -s .cache/packaged-mirror-agent || { echo 'not ok - cannot extract usr/bin/mirror-agent from $(DEB)'; exit 1; }
+	@if strings -a .cache/packaged-mirror-agent | grep -q icudt; then echo 'not ok - the packaged mirror-agent carries ICU data (full Foundation is linked)'; exit 1; else echo 'ok - no ICU data in the packaged mirror-agent'; fi
+	@rm -f .cache/packaged-mirror-agent
 
 deps-deb:
 	scripts/install-deps.sh deb

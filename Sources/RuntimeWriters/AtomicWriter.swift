@@ -119,8 +119,8 @@ public struct AtomicWriter: Sendable {
     ///
     /// However many files there are, a large write costs two `syncfs` per filesystem: the
     /// temporaries are closed once written and at most ``batchSize`` directories are open at a
-    /// time (a directory is opened again for the rename, without following symlinks, as for
-    /// the temporary).
+    /// time (the rename goes through the descriptor its temporary was made in; a directory
+    /// closed because more were needed is opened again, without following symlinks).
     ///
     /// Why `syncfs` only for large writes: it also flushes whatever else is dirty on the
     /// filesystem (an image pull containerd is writing to the same disk, for one), so a typical
@@ -321,7 +321,8 @@ public struct AtomicWriter: Sendable {
         var renamed: [Item] = []
         for item in items {
             let write = writes[item.index]
-            // Opened again as for the temporary: a directory swapped for a symlink meanwhile is refused.
+            // The descriptor the temporary was made in, if still open; else opened again as for
+            // the temporary, so a directory swapped for a symlink meanwhile is refused.
             let reopened: OpenDirectories.Directory?
             do {
                 reopened = try open.directory(base: write.base, item.components, key: item.key, create: false)

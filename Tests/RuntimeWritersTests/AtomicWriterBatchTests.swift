@@ -28,8 +28,8 @@ final class AtomicWriterBatchTests: ScratchRootTestCase {
         try checkOneBadFileFailsAlone(padding: 0)
     }
 
-    /// The same with more files than ``AtomicWriter.fsyncLimit``: the syncfs path, whose renames
-    /// open each directory again.
+    /// The same with more files than ``AtomicWriter.fsyncLimit``: the syncfs path (its renames
+    /// go through the directories still open; reopening past 256 is covered by test_durability).
     func testOneBadFileFailsAloneInALargeWrite() throws {
         try checkOneBadFileFailsAlone(padding: 40)
     }

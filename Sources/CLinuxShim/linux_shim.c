@@ -7,7 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* libdispatch (under Swift's tasks and Foundation) calls setpriority(PRIO_PROCESS, 0, n) on
+/* libdispatch (under Swift's tasks) calls setpriority(PRIO_PROCESS, 0, n) on
  * every worker thread it starts, to imitate a quality-of-service class: n = -4 for its own
  * manager thread, -2 for user-initiated work, 0 for default work, 2 and 10 for utility and
  * background. mirror-agent never raises its own CPU priority: a request for a nice value of 0 or

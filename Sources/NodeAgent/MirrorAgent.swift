@@ -66,6 +66,22 @@ enum FileHandleOutput {
     static func standardError(_ text: String) {
         var line = text
         if !line.hasSuffix("\n") { line += "\n" }
-        _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+        write(Array(line.utf8), to: 2)
+    }
+
+    /// All of `bytes` to `fd`, through short writes and EINTR (a pipe to a slow reader); stops
+    /// at any other error (a closed pipe: nobody reads any more).
+    static func write(_ bytes: [UInt8], to fd: Int32) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n > 0 {
+                offset += n
+            } else if n < 0, errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
     }
 }

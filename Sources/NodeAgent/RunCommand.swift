@@ -1,6 +1,6 @@
-import Diagnostics
 import ArgumentParser
 import DesiredState
+import Diagnostics
 import Logging
 
 /// `mirror-agent run`: the daemon systemd starts (Type=notify).

@@ -1,8 +1,8 @@
-import HealthProbe
-import RuntimeActions
 import ArgumentParser
 import DesiredState
 import Diagnostics
+import HealthProbe
+import RuntimeActions
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -37,7 +37,7 @@ struct StatusCommand: ParsableCommand {
         if json {
             var data = (try? StatusReport.encoder().encode(report)) ?? Data()
             data.append(0x0A)
-            _ = data.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+            FileHandleOutput.write(Array(data), to: 1)
         } else {
             let formatter = Date.ISO8601FormatStyle()
             print("status:      \(report.statusLine())")

@@ -865,7 +865,7 @@ final class ActionJob: @unchecked Sendable {
 }
 
 /// Probe results handed from the probing task to the loop.
-final class ProbeMailbox: @unchecked Sendable {
+final class ProbeMailbox: Sendable {
     private let box = Mutex<(Int, [ProbeResult])?>(nil)
 
     func put(round: Int, _ results: [ProbeResult]) {

@@ -9,7 +9,7 @@
 // Allocation counts (mallocCountTotal) are the regression signal: they are exact from run to
 // run, unlike time on a shared machine. Thresholds/ holds the p90 of each metric from a
 // measured run (`thresholds update`); `thresholds check` fails (exit 2) when a run is worse
-// than that by more than the tolerances below. See README.md, "Benchmarks".
+// than that by more than the tolerances below. See README.md, "Pure hot paths" under "Performance".
 
 import Benchmark
 import DesiredState

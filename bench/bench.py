@@ -449,21 +449,27 @@ asyncio.run(main())
 """
 
 
+def start_switched_failover(host, flag_name):
+    """B5's setup: a switchable first mirror (hangs while TMP/flag_name exists) and a good second
+    one for `host`, the daemon with the shipped settings and onUnhealthy: demote. Returns the
+    flag path, the first mirror's port, the scratch root and the daemon."""
+    first_port, good_port = free_ports(2)
+    flag = f"{TMP}/{flag_name}"
+    PROCS.append(subprocess.Popen([sys.executable, "-c", SWITCH_SERVER, flag, str(first_port), str(good_port)]))
+    time.sleep(1)
+    root = scratch_root(shipped_yaml(["containerd"]) + "# bench: the setting B5 is about\nprobe: {onUnhealthy: demote}\n")
+    with open(f"{root}/etc/mirror-agent/mirrors.d/{host.split('.')[0]}.yaml", "w") as f:
+        f.write(f'mirrors:\n  {host}:\n    endpoint: ["http://127.0.0.1:{first_port}", "http://127.0.0.1:{good_port}"]\n')
+    return flag, first_port, root, start_daemon(root)
+
+
 # --- B5 failover: a mirror starts hanging; how long until the agent leaves it out ------------------
 def b5f():
     """Shipped probe settings (interval 30s + jitter 3s, timeout 5s, failureThreshold 3) with
     onUnhealthy: demote. The first mirror answers, then hangs (connections accepted, no answer);
     measured: from the hang to the rendered hosts.toml without it, and from the first failed probe
     (its journal line) to that."""
-    hung_port, good_port = free_ports(2)
-    flag = f"{TMP}/hang-now"
-    srv = subprocess.Popen([sys.executable, "-c", SWITCH_SERVER, flag, str(hung_port), str(good_port)])
-    PROCS.append(srv)
-    time.sleep(1)
-    root = scratch_root(shipped_yaml(["containerd"]) + "# bench: the setting B5 is about\nprobe: {onUnhealthy: demote}\n")
-    with open(f"{root}/etc/mirror-agent/mirrors.d/failover.yaml", "w") as f:
-        f.write(f'mirrors:\n  failover.example:\n    endpoint: ["http://127.0.0.1:{hung_port}", "http://127.0.0.1:{good_port}"]\n')
-    d = start_daemon(root)
+    flag, hung_port, root, d = start_switched_failover("failover.example", "hang-now")
     status = f"{root}/run/mirror-agent/status.json"
     rendered = f"{root}/etc/containerd/certs.d/failover.example/hosts.toml"
     log = f"{root}.log"
@@ -867,15 +873,7 @@ def b5flap():
     Measured: how often the rendered hosts.toml changes, and the shortest time between changes.
     Hysteresis: down needs 3 failed probes in a row, up 2 good full rounds, so two changes are
     never closer than one interval (30 s)."""
-    flap_port, good_port = free_ports(2)
-    flag = f"{TMP}/flap-now"
-    srv = subprocess.Popen([sys.executable, "-c", SWITCH_SERVER, flag, str(flap_port), str(good_port)])
-    PROCS.append(srv)
-    time.sleep(1)
-    root = scratch_root(shipped_yaml(["containerd"]) + "# bench: the setting B5 is about\nprobe: {onUnhealthy: demote}\n")
-    with open(f"{root}/etc/mirror-agent/mirrors.d/flap.yaml", "w") as f:
-        f.write(f'mirrors:\n  flap.example:\n    endpoint: ["http://127.0.0.1:{flap_port}", "http://127.0.0.1:{good_port}"]\n')
-    d = start_daemon(root)
+    flag, _, root, d = start_switched_failover("flap.example", "flap-now")
     rendered = f"{root}/etc/containerd/certs.d/flap.example/hosts.toml"
     for _ in range(200):
         if os.path.exists(rendered):

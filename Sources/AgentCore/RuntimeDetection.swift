@@ -32,16 +32,27 @@ public enum RuntimeDetection {
     /// the dump (stdout, TOML) and containerd's log lines (stderr) apart; nil when it cannot run or
     /// takes more than 30 seconds.
     public static func containerdConfigDump(candidate: String) -> (succeeded: Bool, output: String, errors: String)? {
-        let binary = ["/usr/bin/containerd", "/usr/local/bin/containerd"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let binary else { return nil }
+        guard containerdBinary != nil else { return nil }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mirror-agent-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         guard (try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])) != nil else { return nil }
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("config.toml")
-        guard (try? candidate.write(to: file, atomically: true, encoding: .utf8)) != nil,
-            let run = Subprocess.run(binary, ["--config", file.path, "config", "dump"], captureStandardError: true, timeout: .seconds(30)), !run.timedOut
+        guard (try? candidate.write(to: file, atomically: true, encoding: .utf8)) != nil else { return nil }
+        return containerdConfigDump(file: file.path)
+    }
+
+    /// `containerd --config FILE config dump` on this host: nil when containerd is not installed,
+    /// cannot run or takes more than 30 seconds.
+    public static func containerdConfigDump(file: String) -> (succeeded: Bool, output: String, errors: String)? {
+        guard let binary = containerdBinary,
+            let run = Subprocess.run(binary, ["--config", file, "config", "dump"], captureStandardError: true, timeout: .seconds(30)), !run.timedOut
         else { return nil }
         return (run.succeeded, String(decoding: run.standardOutput, as: UTF8.self), String(decoding: run.standardError, as: UTF8.self))
+    }
+
+    /// This host's containerd binary (where Debian and upstream's tarball put it).
+    static var containerdBinary: String? {
+        ["/usr/bin/containerd", "/usr/local/bin/containerd"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// CRI-O's (major, minor) from `crio --version`, only for this host's root and bounded to

@@ -145,9 +145,7 @@ struct ExplainCommand: ParsableCommand {
     /// `containerd --config FILE config dump`, within 30 seconds; nil when it fails or takes
     /// longer (then the files are read instead).
     static func configDump(_ file: String) -> String? {
-        let binary = ["/usr/bin/containerd", "/usr/local/bin/containerd"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let binary else { return nil }
-        guard let run = Subprocess.run(binary, ["--config", file, "config", "dump"], timeout: .seconds(30)), run.succeeded else { return nil }
-        return String(decoding: run.standardOutput, as: UTF8.self)
+        guard let dump = RuntimeDetection.containerdConfigDump(file: file), dump.succeeded else { return nil }
+        return dump.output
     }
 }

@@ -185,16 +185,11 @@ public struct AtomicWriter: Sendable {
                     parentsToSync[write.base + "\u{0}" + upper.joined(separator: "/")] = (write.base, upper)
                 }
             }
-            let temporary = temporaryName(for: name)
-            let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(write.mode))
-            guard fd >= 0 else {
-                results[offset] = .failure(failure(write.base, write.relative, "cannot create a temporary file"))
-                continue
-            }
-            if let problem = fill(fd, with: write.contents, mode: write.mode) {
-                results[offset] = .failure(failure(write.base, write.relative, problem))
-                close(fd)
-                unlinkat(dir, temporary, 0)
+            let fd: Int32, temporary: String
+            switch writeTemporary(write, name: name, in: dir) {
+            case .success(let written): (fd, temporary) = written
+            case .failure(let error):
+                results[offset] = .failure(error)
                 continue
             }
             // Start the writeback now; step 2 waits for all of it.
@@ -288,16 +283,11 @@ public struct AtomicWriter: Sendable {
                 if directory.created.last != components.joined(separator: "/") || components.isEmpty { removeStaleTemporaries(in: directory.fd) }
                 if filesystems[directory.device] == nil { filesystems[directory.device] = fcntl(directory.fd, F_DUPFD_CLOEXEC, 0) }
             }
-            let temporary = temporaryName(for: name)
-            let fd = openat(directory.fd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(write.mode))
-            guard fd >= 0 else {
-                results[index] = .failure(failure(write.base, write.relative, "cannot create a temporary file"))
-                continue
-            }
-            if let problem = fill(fd, with: write.contents, mode: write.mode) {
-                results[index] = .failure(failure(write.base, write.relative, problem))
-                close(fd)
-                unlinkat(directory.fd, temporary, 0)
+            let fd: Int32, temporary: String
+            switch writeTemporary(write, name: name, in: directory.fd) {
+            case .success(let written): (fd, temporary) = written
+            case .failure(let error):
+                results[index] = .failure(error)
                 continue
             }
             // No sync_file_range here: syncfs writes back every file at once, in the kernel's
@@ -416,6 +406,21 @@ public struct AtomicWriter: Sendable {
     }
 
     /// Writes all of `contents` to `fd` and sets its mode exactly; the problem, if any.
+    /// Step 1 for one file: its temporary in `dir`, created (never over anything) and filled with
+    /// its contents and mode; on failure nothing is left behind.
+    private func writeTemporary(_ write: Write, name: String, in dir: Int32) -> Result<(fd: Int32, name: String), WriteError> {
+        let temporary = temporaryName(for: name)
+        let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(write.mode))
+        guard fd >= 0 else { return .failure(failure(write.base, write.relative, "cannot create a temporary file")) }
+        if let problem = fill(fd, with: write.contents, mode: write.mode) {
+            let error = failure(write.base, write.relative, problem)
+            close(fd)
+            unlinkat(dir, temporary, 0)
+            return .failure(error)
+        }
+        return .success((fd, temporary))
+    }
+
     private func fill(_ fd: Int32, with contents: [UInt8], mode: UInt32) -> String? {
         var written = 0
         while written < contents.count {

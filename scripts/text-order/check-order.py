@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that an unstripped release mirror-agent was linked as scripts/release-build.sh links
 it (README, Performance): the function sections listed in packaging/text-order.txt placed
-together in .text, and no symbol of ours exported dynamically.
+together, its relative relocations packed (DT_RELR), and no symbol of ours exported dynamically.
 
 Usage: scripts/text-order/check-order.py path/to/unstripped/mirror-agent [ORDER_FILE]
 Exit 0 when both hold, 1 (with the reason) when not. Names of the order file that are no
@@ -28,8 +28,8 @@ def main():
     stale = len(wanted) - len(found)
     if len(found) < 100:
         sys.exit(f"not ok - only {len(found)} of the {len(wanted)} ordered functions are in {binary}")
-    # gold places the ordered sections together (after the others): the most of them that fit in
-    # one stretch of about the room they need must be nearly all of them.
+    # The ordered sections placed together: the most of them that fit in one stretch of about the
+    # room they need must be nearly all of them.
     room = sum(size for _, size in found) * 1.25 + 65536
     addrs = sorted(addr for addr, _ in found)
     best, lo = 0, 0
@@ -44,11 +44,14 @@ def main():
           f"{room / 2**20:.1f} MiB of each other; {swift_exports} Swift symbols exported dynamically")
     if share < 0.9:
         sys.exit(f"not ok - {binary}: the text order of {order_file} was not applied (only {share:.0%} of the ordered functions placed together)")
+    dynamic = subprocess.run(["readelf", "-dW", binary], capture_output=True, text=True, check=True).stdout
+    if "(RELR)" not in dynamic:
+        sys.exit(f"not ok - {binary} has no packed relative relocations (DT_RELR): linked without -z pack-relative-relocs")
     if swift_exports:
         sys.exit(f"not ok - {binary} exports {swift_exports} Swift symbols dynamically (linked without --no-export-dynamic)")
     if stale > len(wanted) // 4:
         print(f"# warning: {stale} of {len(wanted)} names of {order_file} are no longer in the binary: run `make text-order`")
-    print(f"ok - {binary} linked with the text order and without dynamic exports")
+    print(f"ok - {binary} linked with the text order, packed relocations and no dynamic exports")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ How the touched pages are found, without fault-around hiding them:
   3. after the first pass and a quiet period, the present pages of the executable's text
      are read from /proc/PID/pagemap (the present bit needs no privilege);
   4. for every function symbol (nm -n) overlapping a touched page, its function section
-     `.text.SYMBOL` is listed (gold's --section-ordering-file), probes off first, then what
-     probes on adds; the order inside each group is the binary's own.
+     `.text.SYMBOL` is listed (scripts/release-build.sh turns the list into a linker script),
+     probes off first, then what probes on adds; the order inside each group is the binary's own.
 Needs root (losetup, mount), nm, fincore (util-linux), mkfs.ext4; Debian's python3 only."""
 import os, shutil, signal, struct, subprocess, sys, tempfile, time
 

@@ -11,6 +11,10 @@
 #                             text-order` regenerates it; a name no longer in the code matches nothing);
 #   -z pack-relative-relocs   the 78,000 relative relocations of a PIE as a 15 KB bitmap (DT_RELR, glibc
 #                             2.36) instead of a 1.8 MB table the dynamic loader reads at every start;
+#   -z relro                  as gold does by default (GNU ld through clang does not): relocated
+#                             read-only data made read-only again after start (lintian checks it);
+#                             packaging/writable-rodata.ld keeps Foundation's few writable .rodata
+#                             apart, without which GNU ld can make no RELRO segment;
 #   --no-export-dynamic       --static-swift-stdlib asks for -export-dynamic: every symbol of ours in
 #                             the dynamic symbol table (2.4 MB), which the dynamic loader searches first
 #                             on each of its lookups. Nothing loads code into mirror-agent: none exported.
@@ -29,5 +33,6 @@ exec "${SWIFT:-swift}" build -c "${SWIFT_CONFIG:-release}" --static-swift-stdlib
   -Xswiftc -Xfrontend -Xswiftc -function-sections \
   -Xlinker -T -Xlinker "$script" \
   -Xlinker -z -Xlinker pack-relative-relocs \
+  -Xlinker -z -Xlinker relro -Xlinker -T -Xlinker "$top/packaging/writable-rodata.ld" \
   -Xlinker --no-export-dynamic \
   "$@"

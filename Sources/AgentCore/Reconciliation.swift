@@ -109,38 +109,41 @@ public struct Reconciliation {
         }
         let reconciler = Reconciler(root: root, settings: settings, containerdFeatures: ContainerdFeatures(version: version))
         result.plan = reconciler.plan(rendered, containerdHostsDirectory: result.prerequisites?.hostsDirectory)
-        // One runtime at a time: a runtime whose files cannot be written (say /etc/containers
-        // on a read-only /etc) does not keep the other's out of force.
+        // Every runtime's files in one batch: written, made durable together, renamed, each
+        // directory synced once (so CRI-O's drop-in does not wait for containerd's directory
+        // sync). A runtime whose files cannot be written (say /etc/containers on a read-only
+        // /etc) still does not keep the other's out of force: the writer fails file by file,
+        // and the outcome says which runtime each failure belongs to.
         let managed = ManagedFiles(root: root, stateDirectory: settings.stateDir, adopt: settings.adopt)
-        for runtime in result.plan.runtimes.isEmpty ? [nil] : result.plan.runtimes.map(Optional.some) {
-            let files = result.plan.files.filter { runtime == nil || $0.runtime == runtime }
-            let runtimes = runtime.map { Set([$0]) } ?? Set(result.plan.runtimes)
-            if runtime == .crio && !dryRun {
-                // The reload is recorded before the drop-in changes, so no kill can lose it.
-                let preview = managed.apply(files, runtimes: runtimes, dryRun: true)
-                // certs.d and the auth file are read by containers/image at each pull: no action.
-                // The registries drop-in needs a reload; the crio.conf drop-in a restart.
-                var problem: String?
-                if preview.changes.contains(where: { $0.path == settings.crio.dropIn }) {
-                    problem = recordPending(crioReload: .init(reason: "the CRI-O drop-in changed", decidedAt: Journal.realtimeMicroseconds()))
-                }
-                if problem == nil, preview.changes.contains(where: { $0.path == CRIOAuthRenderer.crioDropIn }) {
-                    problem = updatePending { $0.addCRIORestart(.init(reason: "global_auth_file in \(CRIOAuthRenderer.crioDropIn) changed", decidedAt: Journal.realtimeMicroseconds())) }
-                        .last { $0.hasPrefix("cannot record") }
-                }
-                if let problem {
-                    result.outcome.failures.append(problem)
-                    result.runtimeFailures[.crio, default: []].append(problem)
-                    continue
-                }
+        var applied = Set(result.plan.runtimes)
+        if applied.contains(.crio) && !dryRun {
+            // The reload is recorded before the drop-in changes, so no kill can lose it.
+            let preview = managed.apply(result.plan.files.filter { $0.runtime == .crio }, runtimes: [.crio], dryRun: true)
+            // certs.d and the auth file are read by containers/image at each pull: no action.
+            // The registries drop-in needs a reload; the crio.conf drop-in a restart.
+            var problem: String?
+            if preview.changes.contains(where: { $0.path == settings.crio.dropIn }) {
+                problem = recordPending(crioReload: .init(reason: "the CRI-O drop-in changed", decidedAt: Journal.realtimeMicroseconds()))
             }
-            let outcome = managed.apply(files, runtimes: runtimes, dryRun: dryRun)
+            if problem == nil, preview.changes.contains(where: { $0.path == CRIOAuthRenderer.crioDropIn }) {
+                problem = updatePending { $0.addCRIORestart(.init(reason: "global_auth_file in \(CRIOAuthRenderer.crioDropIn) changed", decidedAt: Journal.realtimeMicroseconds())) }
+                    .last { $0.hasPrefix("cannot record") }
+            }
+            if let problem {
+                result.outcome.failures.append(problem)
+                result.runtimeFailures[.crio, default: []].append(problem)
+                applied.remove(.crio)
+            }
+        }
+        if result.plan.runtimes.isEmpty || !applied.isEmpty {
+            let files = result.plan.runtimes.isEmpty ? result.plan.files : result.plan.files.filter { applied.contains($0.runtime) }
+            let outcome = managed.apply(files, runtimes: applied, dryRun: dryRun)
             result.outcome.changes += outcome.changes
             result.outcome.unchanged += outcome.unchanged
             result.outcome.warnings += outcome.warnings.filter { !result.outcome.warnings.contains($0) }
             result.outcome.failures += outcome.failures
             result.outcome.failureCodes.merge(outcome.failureCodes) { first, _ in first }
-            if let runtime, !outcome.failures.isEmpty { result.runtimeFailures[runtime, default: []] += outcome.failures }
+            result.runtimeFailures.merge(outcome.runtimeFailures) { $0 + $1 }
         }
         if result.outcome.changes.contains(where: { $0.runtime == .containerd }) {
             result.notes.append("hosts.toml changes take effect on the next pull; containerd needs no restart for them")

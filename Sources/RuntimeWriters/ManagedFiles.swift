@@ -78,10 +78,15 @@ public struct ManagedFiles: Sendable {
         public var failures: [String] = []
         /// The errno behind a failure (by its text), where the kernel gave one.
         public var failureCodes: [String: Int32] = [:]
+        /// The failures by the runtime whose file failed (one of the manifest: every runtime
+        /// applied), so that a runtime whose files could not be written does not keep another
+        /// one's actions back.
+        public var runtimeFailures: [Runtime: [String]] = [:]
         public var changed: Bool { !changes.isEmpty }
 
-        mutating func fail(_ error: AtomicWriter.WriteError, prefix: String = "") {
+        mutating func fail(_ error: AtomicWriter.WriteError, prefix: String = "", runtimes: some Sequence<Runtime>) {
             failures.append(prefix + error.description)
+            for runtime in runtimes { runtimeFailures[runtime, default: []].append(prefix + error.description) }
             if let code = error.code { failureCodes[prefix + error.description] = code }
         }
 
@@ -138,7 +143,7 @@ public struct ManagedFiles: Sendable {
             do {
                 existing = try writer.existing(base: file.baseDirectory, relative: file.relativePath)
             } catch {
-                outcome.fail(error)
+                outcome.fail(error, runtimes: [file.runtime])
                 if owned[file.path] != nil { next[file.path] = entry }
                 continue
             }
@@ -196,7 +201,7 @@ public struct ManagedFiles: Sendable {
         if !added.isEmpty {
             var intent = manifest
             intent.files = (manifest.files.map { ($0.path, $0) } + added.map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }.map(\.1)
-            if saveManifest(intent, into: &outcome) { saved = intent }
+            if saveManifest(intent, runtimes: runtimes, into: &outcome) { saved = intent }
         }
 
         // Backups of adopted files first, durable before the originals are replaced.
@@ -220,7 +225,7 @@ public struct ManagedFiles: Sendable {
             }
         }
         func fail(_ item: Pending, _ error: AtomicWriter.WriteError) {
-            outcome.fail(error)
+            outcome.fail(error, runtimes: [item.file.runtime])
             outcome.changes.removeAll { $0.path == item.change.path }
             if owned[item.file.path] == nil { next[item.file.path] = nil }
         }
@@ -228,7 +233,7 @@ public struct ManagedFiles: Sendable {
             do {
                 try writer.remove(base: entry.base, relative: entry.relative, directories: entry.createdDirectories)
             } catch {
-                outcome.fail(error)
+                outcome.fail(error, runtimes: Runtime(rawValue: entry.runtime).map { [$0] } ?? [])
                 outcome.changes.removeAll { $0.path == entry.path && $0.kind == .removed }
                 next[entry.path] = entry
             }
@@ -236,11 +241,11 @@ public struct ManagedFiles: Sendable {
         var final = Manifest()
         // By key (each entry's path): no path is built per comparison.
         final.files = next.sorted { $0.key < $1.key }.map(\.value)
-        if final != saved { _ = saveManifest(final, into: &outcome) }
+        if final != saved { _ = saveManifest(final, runtimes: runtimes, into: &outcome) }
         return outcome
     }
 
-    private func saveManifest(_ manifest: Manifest, into outcome: inout Outcome) -> Bool {
+    private func saveManifest(_ manifest: Manifest, runtimes: Set<Runtime>, into outcome: inout Outcome) -> Bool {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard var data = try? encoder.encode(manifest) else { return false }
@@ -256,7 +261,7 @@ public struct ManagedFiles: Sendable {
             Self.lastManifest.remember(bytes, manifest)
             return true
         } catch {
-            outcome.fail(error, prefix: "ownership manifest: ")
+            outcome.fail(error, prefix: "ownership manifest: ", runtimes: runtimes.sorted { $0.rawValue < $1.rawValue })
             return false
         }
     }

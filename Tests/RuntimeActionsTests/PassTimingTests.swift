@@ -63,11 +63,36 @@ final class PassTimingTests: XCTestCase {
         XCTAssertEqual(ChangeKind.of(mask: ChangeKind.closeWrite, read: true), .complete)
         XCTAssertEqual(ChangeKind.of(mask: ChangeKind.delete, read: true), .complete)
         XCTAssertEqual(ChangeKind.of(mask: ChangeKind.movedFrom, read: true), .complete)
-        XCTAssertEqual(ChangeKind.of(mask: ChangeKind.movedTo, read: false), .complete, "a ConfigMap's ..data swap")
+        XCTAssertEqual(ChangeKind.of(mask: ChangeKind.movedTo, read: true), .complete, "a rename into place, or a ConfigMap's ..data swap")
+        XCTAssertEqual(ChangeKind.of(mask: ChangeKind.movedTo, read: false), .partial, "a temporary file renamed to another temporary name")
         XCTAssertEqual(ChangeKind.of(mask: ChangeKind.queueOverflow, read: false), .complete)
         XCTAssertEqual(ChangeKind.of(mask: ChangeKind.closeWrite, read: false), .partial, "a temporary file before its rename")
         XCTAssertEqual(ChangeKind.of(mask: create, read: true), .partial, "content may follow")
         XCTAssertEqual(ChangeKind.of(mask: attrib, read: true), .partial)
+    }
+
+    func testNamesReadThroughInADesiredStateDirectory() {
+        let reads = { (name: String) in ChangeKind.readsThrough(name: name, isDesiredStateName: { $0.hasSuffix(".yaml") && !$0.hasPrefix(".") }) }
+        XCTAssertTrue(reads("bench.yaml"))
+        XCTAssertTrue(reads("..data"), "the kubelet renames a new ..data link over the old one: that is the ConfigMap's publication")
+        XCTAssertFalse(reads("..data_tmp"))
+        XCTAssertFalse(reads(".bench.tmp"))
+    }
+
+    /// B1's tail (issue 17): a tool writes `.x.tmp.tmp`, renames it to `.x.tmp`, then renames
+    /// that to `x.yaml` (Python's write-then-rename helper called on a temporary name). When
+    /// the daemon woke between the two renames, the first rename ran a pass that read nothing
+    /// new, and the real rename, microseconds later, fell inside that pass's burst window and
+    /// waited 200 ms (1 drop in 200). A rename to a name the agent does not read publishes
+    /// nothing, so it must not run a pass.
+    func testARenameBetweenTemporaryNamesDoesNotMakeThePublishingRenameWait() {
+        var timing = PassTiming(window: ms(200))
+        timing.passEnded(at: .zero)
+        let toHidden = ChangeKind.of(mask: ChangeKind.movedFrom | ChangeKind.movedTo, read: false)
+        // The daemon woke between the renames: the first is a batch of its own.
+        if timing.changed(toHidden, at: ms(1_000)) == .now { timing.passEnded(at: ms(1_002)) }
+        let toRead = ChangeKind.of(mask: ChangeKind.movedTo, read: true)
+        XCTAssertEqual(timing.changed(toRead, at: ms(1_002)), .now, "the publishing rename runs its pass at once")
     }
 
     /// Simulates the loop: returns how many passes the burst caused.

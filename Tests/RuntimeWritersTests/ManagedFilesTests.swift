@@ -61,6 +61,23 @@ final class ManagedFilesTests: ScratchRootTestCase {
         XCTAssertEqual(read(ok.path), ok.contents)
     }
 
+    func testOneBatchForBothRuntimesSaysWhichRuntimeFailed() throws {
+        // One pass writes every runtime's files in one batch; /etc/containers is a regular file
+        // here, so CRI-O's drop-in cannot be written: containerd's file still is, and the
+        // failure is CRI-O's alone (containerd's config.toml fix and restart go on).
+        try FileManager.default.createDirectory(atPath: root.path("/etc"), withIntermediateDirectories: true)
+        try "not a directory".write(toFile: root.path("/etc/containers"), atomically: false, encoding: .utf8)
+        let hosts = file("ok.example", "server = \"https://ok.example\"\n")
+        let dropIn = RenderedFile(
+            baseDirectory: "/etc/containers/registries.conf.d", relativePath: "99-mirror-agent.conf", contents: "# Managed by mirror-agent.\n", runtime: .crio)
+        let outcome = managed().apply([hosts, dropIn], runtimes: [.containerd, .crio], dryRun: false)
+        XCTAssertEqual(read(hosts.path), hosts.contents)
+        XCTAssertEqual(outcome.failures.count, 1, "\(outcome.failures)")
+        XCTAssertEqual(outcome.runtimeFailures.keys.sorted { $0.rawValue < $1.rawValue }, [.crio], "\(outcome.runtimeFailures)")
+        XCTAssertEqual(outcome.runtimeFailures[.crio], outcome.failures)
+        XCTAssertEqual(managed().loadManifest().0.files.map(\.path), [hosts.path], "only what was written is owned")
+    }
+
     func testForeignFileIsLeftAloneUnlessAdopted() throws {
         let target = root.path("/etc/containerd/certs.d/docker.io/hosts.toml")
         try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

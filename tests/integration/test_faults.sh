@@ -79,6 +79,26 @@ else
   check "a read-only bind mount can be made (needs root)" false
 fi
 
+# A read-only /etc/containers with both runtimes: one pass writes both runtimes' files in one
+# batch, and CRI-O's failure is CRI-O's alone: containerd's hosts.toml is written and its
+# config.toml fix (done only when containerd's files are all in place) still happens.
+R2=$(mktemp -d "$H_TMP/faults-ro2.XXXXXX")
+mkdir -p "$R2/etc/mirror-agent/mirrors.d" "$R2/etc/containers"
+printf 'runtimes: [containerd, crio]\nprobe: {enabled: false}\n' > "$R2/etc/mirror-agent/agent.yaml"
+printf 'mirrors:\n  quay.io:\n    endpoint: ["http://127.0.0.1:5997"]\n' > "$R2/etc/mirror-agent/mirrors.d/ro.yaml"
+mount --bind "$R2/etc/containers" "$R2/etc/containers" && mount -o remount,bind,ro "$R2/etc/containers"
+if mountpoint -q "$R2/etc/containers"; then
+  "$AGENT" apply --root "$R2" > "$H_TMP/faults-ro2.out" 2>&1; rc=$?
+  umount "$R2/etc/containers"
+  check "with /etc/containers read-only, apply exits 1 and names CRI-O's directory" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'etc/containers/registries.conf.d: cannot create directory: Read-only file system' '$H_TMP/faults-ro2.out'"
+  check "containerd's hosts.toml is written in the same pass" test -f "$R2/etc/containerd/certs.d/quay.io/hosts.toml"
+  check "and containerd's config.toml fix goes on (the failure is not counted against containerd)" grep -q 'config_path' "$R2/etc/containerd/config.toml"
+  check "control: CRI-O's drop-in is not there" test ! -e "$R2/etc/containers/registries.conf.d/99-mirror-agent.conf"
+else
+  check "a read-only bind mount of /etc/containers can be made (needs root)" false
+fi
+
 # A --root that is not /: a config fix is reported as pending before any bus is tried.
 cp /etc/containerd/config.toml "$F/etc/containerd/config.toml" 2>/dev/null || printf 'version = 2\n' > "$F/etc/containerd/config.toml"
 "$AGENT" apply --root "$F" > "$H_TMP/nodbus.out" 2>&1; rc=$?

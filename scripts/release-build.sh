@@ -21,7 +21,11 @@
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$top/.build"
-script="$top/.build/text-order.ld"
+# Named after its content: SwiftPM relinks when the link command changes, not when a file it
+# names does, so a new order must change the command.
+hash=$(cat "$top/packaging/text-order.txt" "$top/packaging/writable-rodata.ld" | sha256sum | cut -c1-16)
+script="$top/.build/text-order-$hash.ld"
+find "$top/.build" -maxdepth 1 -name 'text-order*.ld' ! -name "text-order-$hash.ld" -delete
 {
   printf 'SECTIONS\n{\n  .text.ordered :\n  {\n'
   sed -n 's/^\(\.text\..*\)$/    *("\1")/p' "$top/packaging/text-order.txt"

@@ -6,7 +6,7 @@ SWIFT ?= swift
 BIN := .build/debug/mirror-agent
 DEMO_ROOT ?= $(CURDIR)/.cache/demo-root
 
-.PHONY: demo test build unit integration deb e2e reliability fuzz crash bench bench-pure bench-thresholds cri-client deps-build deps-test deps-deb deps-e2e deps-cri deps-bench clean
+.PHONY: demo test build unit integration deb e2e reliability fuzz crash bench bench-pure bench-thresholds text-order cri-client deps-build deps-test deps-deb deps-e2e deps-cri deps-bench clean
 VERSION = $(shell dpkg-parsechangelog -l packaging/debian/changelog -S Version 2>/dev/null || echo 0.1.0)
 DEB := dist/mirror-agent_$(VERSION)_amd64.deb
 
@@ -47,6 +47,8 @@ deb: deps-deb
 	mv ../mirror-agent_$(VERSION)_amd64.deb ../mirror-agent_$(VERSION)_amd64.buildinfo ../mirror-agent_$(VERSION)_amd64.changes dist/
 	rm -f debian
 	lintian --fail-on error,warning $(DEB)
+	@# The unstripped binary the package was made from: linked with the text order (README, Performance).
+	@if [ "$${SWIFT_CONFIG:-release}" = release ]; then python3 scripts/text-order/check-order.py $${SWIFT_SCRATCH:-.build}/release/mirror-agent; fi
 	bash tests/packaging/selftest.sh
 	python3 tests/packaging/check-depends.py $(DEB)
 	@# FoundationEssentials only: full Foundation would bring ICU's data (icudt*, 34 MB) back.
@@ -84,12 +86,14 @@ fuzz: deps-build
 	bash fuzz/build-and-run.sh 50000
 
 crash: deps-build
-	$(SWIFT) build -c release --static-swift-stdlib --product mirror-agent
+	SWIFT=$(SWIFT) scripts/release-build.sh
+	python3 scripts/text-order/check-order.py .build/release/mirror-agent
 	bash tests/reliability/crash.sh .build/release/mirror-agent 200
 
 ## bench: B1-B5 against a release build, one table with same-run baselines; then bench-pure.
 bench: deps-bench
-	$(SWIFT) build -c release --static-swift-stdlib --product mirror-agent
+	SWIFT=$(SWIFT) scripts/release-build.sh
+	python3 scripts/text-order/check-order.py .build/release/mirror-agent
 	python3 bench/bench.py .build/release/mirror-agent
 	$(MAKE) bench-pure
 
@@ -105,6 +109,14 @@ bench-pure: deps-build
 ## bench-thresholds: records the last bench-pure run as Benchmarks/Thresholds/ (commit them).
 bench-thresholds:
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark thresholds update current --no-progress
+
+## text-order: regenerates packaging/text-order.txt (root: it loop-mounts a scratch image) from a
+## release build run as B3 runs it. After changes to what the daemon runs at start or when idle.
+text-order: deps-build
+	SWIFT=$(SWIFT) scripts/release-build.sh
+	python3 scripts/text-order/gen-order.py .build/x86_64-unknown-linux-gnu/release packaging/text-order.txt
+	SWIFT=$(SWIFT) scripts/release-build.sh
+	python3 scripts/text-order/check-order.py .build/release/mirror-agent
 
 deps-build:
 	scripts/install-deps.sh build

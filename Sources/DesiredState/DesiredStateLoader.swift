@@ -28,6 +28,13 @@ public enum DesiredStateLoader {
         return files
     }
 
+    /// Whether the agent reads through `name` in a desired-state directory: a desired-state file,
+    /// or a ConfigMap or Secret volume's `..data` link (`name.yaml -> ..data/name.yaml`; the
+    /// kubelet publishes a new version by renaming a new link over it).
+    public static func readsThrough(_ name: String) -> Bool {
+        name == "..data" || isDesiredStateName(name)
+    }
+
     public static func isDesiredStateName(_ name: String) -> Bool {
         if name.hasPrefix(".") || name.hasSuffix("~") { return false }
         if name.contains(".dpkg-") || name.contains(".ucf-") { return false }

@@ -82,25 +82,15 @@ public enum ChangeKind {
     public static let moveSelf: UInt32 = 0x0000_0800
     public static let queueOverflow: UInt32 = 0x0000_4000
 
-    /// `read`: whether the agent reads through a name of this event: a desired-state name, a
-    /// ConfigMap mount's `..data` link (the kubelet publishes a new version by renaming a new
-    /// link over it: `readsThrough(name:)`), or any name in a directory of managed files. An
-    /// event on a name the agent does not read is a tool's work in progress, even a rename: a
-    /// tool that writes `.x.tmp.tmp`, renames it to `.x.tmp` and that to `x.yaml` has published
-    /// nothing until the last rename, and a pass for the first one would make the last one wait
-    /// a burst window.
+    /// `read`: whether the agent reads through the event's name: a desired-state name or a
+    /// ConfigMap mount's `..data` link (`DesiredStateLoader.readsThrough`), or any name in a
+    /// directory of managed files. An event on a name the agent does not read is a tool's work
+    /// in progress, even a rename: a tool that writes `.x.tmp.tmp`, renames it to `.x.tmp` and
+    /// that to `x.yaml` has published nothing until the last rename, and a pass for the first
+    /// one would make the last one wait a burst window.
     public static func of(mask: UInt32, read: Bool) -> PassTiming.Change {
         if mask & (deleteSelf | moveSelf | queueOverflow) != 0 { return .complete }
         if read && mask & (closeWrite | movedTo | movedFrom | delete) != 0 { return .complete }
         return .partial
-    }
-
-    /// The link a ConfigMap or Secret volume publishes through (`name.yaml -> ..data/name.yaml`).
-    public static let configMapDataLink = "..data"
-
-    /// Whether, in a desired-state directory, the agent reads through `name`: a desired-state
-    /// file name (`isDesiredStateName`, passed in) or a ConfigMap volume's `..data` link.
-    public static func readsThrough(name: String, isDesiredStateName: (String) -> Bool) -> Bool {
-        name == configMapDataLink || isDesiredStateName(name)
     }
 }

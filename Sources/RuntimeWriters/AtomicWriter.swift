@@ -405,7 +405,6 @@ public struct AtomicWriter: Sendable {
         "\(Self.temporaryMarker)\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(name)"
     }
 
-    /// Writes all of `contents` to `fd` and sets its mode exactly; the problem, if any.
     /// Step 1 for one file: its temporary in `dir`, created (never over anything) and filled with
     /// its contents and mode; on failure nothing is left behind.
     private func writeTemporary(_ write: Write, name: String, in dir: Int32) -> Result<(fd: Int32, name: String), WriteError> {
@@ -421,6 +420,7 @@ public struct AtomicWriter: Sendable {
         return .success((fd, temporary))
     }
 
+    /// Writes all of `contents` to `fd` and sets its mode exactly; the problem, if any.
     private func fill(_ fd: Int32, with contents: [UInt8], mode: UInt32) -> String? {
         var written = 0
         while written < contents.count {

@@ -54,6 +54,16 @@ final class TrustTests: XCTestCase {
         XCTAssertFalse(everything(result).contains(secret))
     }
 
+    /// Which renames in a desired-state directory publish something (issue 17: a rename to any
+    /// other name is a tool's work in progress and runs no pass).
+    func testNamesReadThroughInADesiredStateDirectory() {
+        XCTAssertTrue(DesiredStateLoader.readsThrough("bench.yaml"))
+        XCTAssertTrue(DesiredStateLoader.readsThrough("..data"), "the kubelet renames a new ..data link over the old one: that is the ConfigMap's publication")
+        XCTAssertFalse(DesiredStateLoader.readsThrough("..data_tmp"))
+        XCTAssertFalse(DesiredStateLoader.readsThrough(".bench.tmp"))
+        XCTAssertFalse(DesiredStateLoader.readsThrough("bench.yaml.dpkg-new"))
+    }
+
     func testARootOwnedConfigMapMountStillWorks() throws {
         // kubelet's layout: name.yaml -> ..data/name.yaml, ..data -> ..<timestamp>/
         let stamp = dropIns + "/..2026_12_01_10_00_00.123456"

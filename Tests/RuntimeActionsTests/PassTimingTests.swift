@@ -71,14 +71,6 @@ final class PassTimingTests: XCTestCase {
         XCTAssertEqual(ChangeKind.of(mask: attrib, read: true), .partial)
     }
 
-    func testNamesReadThroughInADesiredStateDirectory() {
-        let reads = { (name: String) in ChangeKind.readsThrough(name: name, isDesiredStateName: { $0.hasSuffix(".yaml") && !$0.hasPrefix(".") }) }
-        XCTAssertTrue(reads("bench.yaml"))
-        XCTAssertTrue(reads("..data"), "the kubelet renames a new ..data link over the old one: that is the ConfigMap's publication")
-        XCTAssertFalse(reads("..data_tmp"))
-        XCTAssertFalse(reads(".bench.tmp"))
-    }
-
     /// B1's tail (issue 17): a tool writes `.x.tmp.tmp`, renames it to `.x.tmp`, then renames
     /// that to `x.yaml` (Python's write-then-rename helper called on a temporary name). When
     /// the daemon woke between the two renames, the first rename ran a pass that read nothing

@@ -374,8 +374,7 @@ final class Daemon {
                     continue
                 } else {
                     desiredChanged = true
-                    read = event.name.isEmpty || ChangeKind.readsThrough(name: event.name, isDesiredStateName: DesiredStateLoader.isDesiredStateName)
-                        || path == root.path(DesiredStateLoader.mainFile)
+                    read = event.name.isEmpty || DesiredStateLoader.readsThrough(event.name) || path == root.path(DesiredStateLoader.mainFile)
                 }
             } else if desired.contains(where: { $0 == path || $0.hasPrefix(path + "/") }) {
                 // A desired-state directory itself appeared, went away or was replaced.

@@ -5,6 +5,7 @@ the same run, printed as one table. Usage: bench/bench.py path/to/mirror-agent [
 Everything runs on loopback; every process started is ended; every wait is bounded."""
 import ctypes, ctypes.util, json, os, random, shutil, signal, socket, statistics, struct
 import subprocess, sys, tempfile, threading, time
+import b3_scenario  # bench/b3_scenario.py: B3's scenario, also profiled by scripts/text-order/gen-order.py
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/release/mirror-agent")
 QUICK = "--quick" in sys.argv
@@ -265,15 +266,11 @@ def b3():
     srv = subprocess.Popen([sys.executable, "-c", HTTP_200_SERVER, *map(str, ports)])
     PROCS.append(srv)
     time.sleep(1)
-    registries = []
-    for i in range(50):
-        a, b = ports[2 * i], ports[2 * i + 1]
-        registries.append(f'  r{i}.idle.example:\n    endpoint: ["http://127.0.0.1:{a}", "http://127.0.0.1:{b}"]\n')
     results = {}
     for probes in (False, True):
-        root = scratch_root(f"runtimes: [containerd]\nprobe: {{enabled: {'true' if probes else 'false'}, interval: 30s}}\n")
+        root = scratch_root(b3_scenario.agent_yaml(probes))
         with open(f"{root}/etc/mirror-agent/mirrors.d/idle.yaml", "w") as f:
-            f.write("mirrors:\n" + "".join(registries))
+            f.write(b3_scenario.mirrors_yaml(ports))
         d = start_daemon(root)
         time.sleep(2)
         cpu0, _ = proc_cost(d.pid)

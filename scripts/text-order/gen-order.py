@@ -26,6 +26,9 @@ Needs root (losetup, mount), nm, fincore (util-linux), mkfs.ext4; Debian's pytho
 import os, shutil, signal, struct, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
+import b3_scenario  # noqa: E402  (bench/b3_scenario.py: the scenario B3 measures)
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -108,11 +111,9 @@ def scenario_root(workdir, name, probes):
     root = os.path.join(workdir, name)
     os.makedirs(f"{root}/etc/mirror-agent/mirrors.d")
     with open(f"{root}/etc/mirror-agent/agent.yaml", "w") as f:
-        f.write(f"runtimes: [containerd]\nprobe: {{enabled: {'true' if probes else 'false'}, interval: 30s}}\n")
+        f.write(b3_scenario.agent_yaml(probes))
     with open(f"{root}/etc/mirror-agent/mirrors.d/idle.yaml", "w") as f:
-        f.write("mirrors:\n")
-        for i in range(50):
-            f.write(f'  r{i}.idle.example:\n    endpoint: ["http://127.0.0.1:{20000 + 2 * i}", "http://127.0.0.1:{20001 + 2 * i}"]\n')
+        f.write(b3_scenario.mirrors_yaml(range(20000, 20100)))
     return root
 
 
